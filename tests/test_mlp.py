@@ -1,0 +1,163 @@
+"""The MLP: gradients against finite differences, learning, saving and loading."""
+
+import numpy as np
+import pytest
+
+from noisy_mnist.mlp import MLP, ModelFileError, TrainingDivergedError, save_npz_atomic
+
+
+def _loss64(model, images, labels):
+    """The mean cross-entropy recomputed independently in float64."""
+    p = {k: v.astype(np.float64) for k, v in model.params.items()}
+    hidden = np.maximum(images.astype(np.float64) @ p["w1"] + p["b1"], 0)
+    logits = hidden @ p["w2"] + p["b2"]
+    logits -= logits.max(axis=1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels].mean()
+
+
+@pytest.fixture
+def small_problem():
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 1, size=(7, 12)).astype(np.float32)
+    labels = rng.integers(0, 4, size=7)
+    model = MLP(n_hidden=5, n_inputs=12, n_classes=4, seed=11)
+    # move biases off zero so that their gradients are tested too
+    model.params["b1"] += rng.normal(0, 0.3, size=5).astype(np.float32)
+    model.params["b2"] += rng.normal(0, 0.3, size=4).astype(np.float32)
+    return model, images, labels
+
+
+def test_parameter_gradients_match_central_differences(small_problem):
+    model, images, labels = small_problem
+    _, grads, _ = model.loss_and_grads(images, labels)
+    h = 1e-4
+    for key, param in model.params.items():
+        numeric = np.zeros(param.shape)
+        for idx in np.ndindex(param.shape):
+            saved = param[idx]
+            param[idx] = saved + h
+            up = _loss64(model, images, labels)
+            param[idx] = saved - h
+            down = _loss64(model, images, labels)
+            param[idx] = saved
+            numeric[idx] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grads[key], numeric, rtol=2e-2, atol=2e-4,
+                                   err_msg=f"gradient of {key}")
+
+
+def test_input_gradient_matches_central_differences(small_problem):
+    model, images, labels = small_problem
+    grad = model.input_gradient(images, labels)
+    h = 1e-3
+    x = images.astype(np.float64)
+    n = len(labels)
+    for i in range(n):
+        for j in range(images.shape[1]):
+            up, down = x.copy(), x.copy()
+            up[i, j] += h
+            down[i, j] -= h
+            # input_gradient is of the summed loss, hence the factor n
+            numeric = n * (_loss64(model, up, labels) - _loss64(model, down, labels))
+            numeric /= 2 * h
+            assert grad[i, j] == pytest.approx(numeric, rel=2e-2, abs=1e-4)
+
+
+def test_loss_agrees_with_float64_reference(small_problem):
+    model, images, labels = small_problem
+    loss, _, probs = model.loss_and_grads(images, labels)
+    assert loss == pytest.approx(_loss64(model, images, labels), rel=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_softmax_survives_huge_logits():
+    model = MLP(n_hidden=3, n_inputs=2, n_classes=2, seed=0)
+    model.params["w2"][:] = 1e30
+    probs = model.predict_proba(np.ones((2, 2), dtype=np.float32))
+    assert np.isfinite(probs).all()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_separable_data_is_learned_perfectly(optimizer):
+    # four well-separated clusters; any working MLP classifies them all correctly
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 1, size=(4, 20)).astype(np.float32)
+    labels = np.repeat(np.arange(4), 50)
+    images = centers[labels] + rng.normal(0, 0.02, size=(200, 20)).astype(np.float32)
+    model = MLP(n_hidden=16, n_inputs=20, n_classes=4, seed=1)
+    history = model.fit(images, labels, epochs=30, batch_size=16, learning_rate=0.01,
+                        optimizer=optimizer, rng=np.random.default_rng(2))
+    assert (model.predict(images) == labels).mean() == 1.0
+    assert history[-1].loss < history[0].loss
+    assert history[-1].train_accuracy == 1.0
+
+
+def test_same_seeds_give_identical_weights():
+    rng = np.random.default_rng(5)
+    images = rng.uniform(0, 1, size=(64, 10)).astype(np.float32)
+    labels = rng.integers(0, 3, size=64)
+
+    def train():
+        model = MLP(n_hidden=8, n_inputs=10, n_classes=3, seed=4)
+        model.fit(images, labels, epochs=3, batch_size=10, learning_rate=0.01,
+                  rng=np.random.default_rng(9))
+        return model.params
+
+    first, second = train(), train()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_divergence_names_the_model_and_epoch():
+    images = np.ones((8, 4), dtype=np.float32)
+    labels = np.zeros(8, dtype=int)
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2, seed=0)
+    model.params["w1"][:] = np.inf
+    with pytest.raises(TrainingDivergedError, match="h3-n0.1-s0: training diverged in "
+                                                    "epoch 1"):
+        model.fit(images, labels, epochs=2, batch_size=4, learning_rate=0.1,
+                  rng=np.random.default_rng(0), name="h3-n0.1-s0")
+
+
+def test_fit_refuses_float64_and_unknown_optimizer():
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2)
+    labels = np.zeros(2, dtype=int)
+    with pytest.raises(TypeError, match="float32"):
+        model.fit(np.zeros((2, 4)), labels, epochs=1, batch_size=2,
+                  learning_rate=0.1, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="optimizer must be one of adam, sgd"):
+        model.fit(np.zeros((2, 4), np.float32), labels, epochs=1, batch_size=2,
+                  learning_rate=0.1, optimizer="rmsprop", rng=np.random.default_rng(0))
+
+
+def test_save_load_round_trip(tmp_path):
+    model = MLP(n_hidden=6, n_inputs=5, n_classes=3, seed=7)
+    model.save(tmp_path / "m.npz", metadata={"noise": 0.2})
+    loaded, info = MLP.load(tmp_path / "m.npz")
+    assert info["noise"] == 0.2 and info["n_hidden"] == 6
+    for key in model.params:
+        np.testing.assert_array_equal(model.params[key], loaded.params[key])
+    assert not list(tmp_path.glob(".tmp-*")), "temporary file left behind"
+
+
+def test_truncated_model_file_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    MLP(n_hidden=6, n_inputs=5, n_classes=3).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="m.npz: not a readable model file"):
+        MLP.load(path)
+
+
+def test_foreign_npz_is_refused(tmp_path):
+    path = tmp_path / "other.npz"
+    save_npz_atomic(path, weights=np.zeros(3))
+    with pytest.raises(ModelFileError, match="missing w1, b1, w2, b2, metadata"):
+        MLP.load(path)
+
+
+def test_pickled_object_array_is_not_loaded(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, w1=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ModelFileError, match="not a readable model file"):
+        MLP.load(path)
