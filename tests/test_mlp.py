@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from noisy_mnist.mlp import MLP, ModelFileError, TrainingDivergedError, save_npz_atomic
+from noisy_mnist.files import save_npz_atomic
+from noisy_mnist.mlp import MLP, ModelFileError, TrainingDivergedError
 
 
 def _loss64(model, images, labels):

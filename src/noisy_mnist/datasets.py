@@ -12,7 +12,8 @@ import zipfile
 import numpy as np
 
 from noisy_mnist import N_CLASSES, N_PIXELS
-from noisy_mnist.mlp import DTYPE, save_npz_atomic
+from noisy_mnist.files import save_npz_atomic
+from noisy_mnist.mlp import DTYPE
 
 NOISE_MODES = ("replace", "augment")
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from noisy_mnist.files import save_npz_atomic
 
 DTYPE = np.float32
 PARAM_NAMES = ("w1", "b1", "w2", "b2")
@@ -339,22 +340,3 @@ def _sgd_step(param, grad, state, lr, t, momentum=0.9):
     velocity *= momentum
     velocity -= lr * grad
     param += velocity
-
-
-def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """``np.savez`` to a temporary file beside ``path``, then rename it into place.
-
-    A run killed mid-write leaves no truncated file under the final name.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

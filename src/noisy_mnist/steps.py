@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,28 +33,10 @@ from noisy_mnist.datasets import (
     stratified_split,
 )
 from noisy_mnist.evaluation import classification_metrics
+from noisy_mnist.files import save_figure, write_json_atomic, write_text_atomic
 from noisy_mnist.mlp import DTYPE, MLP
 
 log = logging.getLogger(__name__)
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json_atomic(path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------------- get data
@@ -171,7 +151,7 @@ def make_noisy_set(train_path, out_path, level: float, base_std: float, mode: st
 
 def preview_noise(train_path, noisy_path, out_png, count: int,
                   logger: logging.Logger = log) -> None:
-    """A picture of the same ``count`` digits, clean (top row) and as trained (bottom)."""
+    """The same ``count`` digits, clean (top row) and as trained (bottom row)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,24 +176,12 @@ def preview_noise(train_path, noisy_path, out_png, count: int,
         axes[0, col].set_title(str(labels[idx]), fontsize=9)
     axes[0, 0].set_ylabel("clean", fontsize=9)
     axes[1, 0].set_ylabel(f"noise {info['level']:g}", fontsize=9)
-    fig.suptitle(f"noise level {info['level']:g} (std {info['level'] * info['base_std']:.3g})",
-                 fontsize=10)
+    std = info["level"] * info["base_std"]
+    fig.suptitle(f"noise level {info['level']:g} (std {std:.3g})", fontsize=10)
     fig.tight_layout()
-    _save_figure_atomic(fig, out_png)
+    save_figure(fig, out_png)
     plt.close(fig)
     logger.info("preview of %d digits written to %s", len(picks), out_png)
-
-
-def _save_figure_atomic(fig, path) -> None:
-    buffer = io.BytesIO()
-    # fixed metadata keeps the PNG bytes identical from run to run
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------- train
@@ -279,13 +247,3 @@ def evaluate_model(model_path, eval_path, metrics_out,
     logger.info("%s: eval accuracy %.4f on %d digits", info["name"],
                 metrics["accuracy"], metrics["n_samples"])
     return metrics
-
-
-def copy_file_atomic(src, dst) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
-    os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

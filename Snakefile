@@ -1,0 +1,34 @@
+# Noisy-MNIST: does Gaussian noise on the training digits change what a one-hidden-layer
+# network learns? Gets the digits, splits them, makes one noisy training set per noise
+# level, trains every (hidden size, noise level, seed) model, evaluates each on the
+# clean eval split and writes results/report.md.
+#
+#   snakemake --cores 4                  # everything, as configured in config.yaml
+#   snakemake --cores 4 --config noise='{levels: [0, 0.5]}'
+
+
+from snakemake.utils import min_version, validate
+
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True
