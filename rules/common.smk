@@ -2,12 +2,13 @@ import os
 import sys
 import zipfile
 
-# The rule scripts import the `noisy_mnist` package from src/. Putting it on
-# PYTHONPATH here lets every job find it, also in a conda environment or on a
-# cluster node, without installing the package there.
+# The rule scripts import the `noisy_mnist` package from src/. Setting PYTHONPATH
+# here (kept in front of whatever the user had) lets every job find it, also in a
+# conda environment or on a cluster node, without installing the package there.
+# Nothing is required of the user's environment, so no `envvars:` directive.
 SRC = os.path.join(workflow.basedir, "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 sys.path.insert(0, SRC)
 

@@ -103,7 +103,7 @@ rule preview_noise:
             category="Noisy training digits",
         ),
     params:
-        count=config["noise"].get("preview_count", 10),
+        n_digits=config["noise"].get("preview_count", 10),
     log:
         "logs/preview_noise/noise{noise}.log",
     conda:

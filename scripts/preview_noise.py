@@ -9,7 +9,7 @@ def main(smk, logger):
         train_path=smk.input.clean,
         noisy_path=smk.input.noisy,
         out_png=smk.output.png,
-        count=smk.params.count,
+        count=smk.params.n_digits,
         logger=logger,
     )
 

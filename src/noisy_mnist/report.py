@@ -150,6 +150,8 @@ def accuracy_plot(metrics: pd.DataFrame, out_png) -> None:
 
 
 def frame_to_csv(frame: pd.DataFrame, path, float_format="%.6f") -> None:
+    """Write ``frame`` as CSV atomically; noise levels as in file names (0, 0.1)."""
+    frame = frame.assign(noise=frame["noise"].map(format_level))
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format=float_format, lineterminator="\n",
                  quoting=csv.QUOTE_MINIMAL)
