@@ -9,7 +9,6 @@
 
 from snakemake.utils import min_version, validate
 
-
 min_version("8.0")
 
 
@@ -29,6 +28,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

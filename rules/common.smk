@@ -29,7 +29,9 @@ def _check_config():
             )
         if not os.path.exists(data["path"]):
             raise ConfigError(f"data.path: no such file: {data['path']}")
-        if os.path.abspath(data["path"]).startswith(os.path.abspath("data/raw") + os.sep):
+        if os.path.abspath(data["path"]).startswith(
+            os.path.abspath("data/raw") + os.sep
+        ):
             raise ConfigError(
                 f"data.path {data['path']} lies in data/raw/, which the pipeline "
                 "writes; keep your own file elsewhere, e.g. data/input/"
@@ -64,8 +66,18 @@ def has_test_data():
         if data.get("test_path"):
             return True
         path = data["path"]
-        return zipfile.is_zipfile(path) and "test.csv" in zipfile.ZipFile(path).namelist()
+        return (
+            zipfile.is_zipfile(path) and "test.csv" in zipfile.ZipFile(path).namelist()
+        )
     return False
+
+
+def user_data_files():
+    """The user's own CSV or zip files that the data come from (source csv)."""
+    data = config["data"]
+    if data["source"] != "csv":
+        return []
+    return [data["path"]] + ([data["test_path"]] if data.get("test_path") else [])
 
 
 def all_models(pattern):
@@ -74,3 +86,12 @@ def all_models(pattern):
 
 def final_targets():
     return ["results/report.md"]
+
+
+def report_figure(name, caption, category):
+    """A figure under results/figures/, registered for `snakemake --report`."""
+    return report(
+        f"results/figures/{name}",
+        caption=f"../report/{caption}",
+        category=category,
+    )

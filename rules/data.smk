@@ -1,30 +1,25 @@
 rule get_data:
     input:
         # a user's CSV is an input, so replacing it reruns everything downstream
-        user_files=lambda wc: (
-            [config["data"]["path"]]
-            + ([config["data"]["test_path"]] if config["data"].get("test_path") else [])
-            if config["data"]["source"] == "csv"
-            else []
-        ),
+        user_files=user_data_files(),
     output:
+        **({"test": "data/raw/test.csv"} if has_test_data() else {}),
         train="data/raw/train.csv",
         provenance="data/raw/provenance.json",
-        **({"test": "data/raw/test.csv"} if has_test_data() else {}),
+    log:
+        "logs/get_data.log",
+    benchmark:
+        "results/benchmarks/get_data.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         source=config["data"]["source"],
         path=config["data"].get("path", ""),
         test_path=config["data"].get("test_path", ""),
         competition=config["data"].get("competition", "digit-recognizer"),
-    log:
-        "logs/get_data.log",
-    benchmark:
-        "results/benchmarks/get_data.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/pipeline.yaml"
     script:
         "../scripts/get_data.py"
 
@@ -35,18 +30,18 @@ rule split:
     output:
         train="data/processed/train.npz",
         eval="data/processed/eval.npz",
-    params:
-        eval_fraction=config["split"]["eval_fraction"],
-        seed=config["split"]["seed"],
     log:
         "logs/split.log",
     benchmark:
         "results/benchmarks/split.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/pipeline.yaml"
+    params:
+        eval_fraction=config["split"]["eval_fraction"],
+        seed=config["split"]["seed"],
     script:
         "../scripts/split.py"
 
@@ -60,11 +55,11 @@ rule convert_test:
         "logs/convert_test.log",
     benchmark:
         "results/benchmarks/convert_test.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/pipeline.yaml"
     script:
         "../scripts/convert_test.py"
 
@@ -74,20 +69,20 @@ rule noisy_set:
         train="data/processed/train.npz",
     output:
         train="data/noisy/train_noise{noise}.npz",
+    log:
+        "logs/noisy_set/noise{noise}.log",
+    benchmark:
+        "results/benchmarks/noisy_set/noise{noise}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    resources:
+        mem_mb=lambda wc, input: max(500, 12 * input.size_mb + 200),
+        runtime=10,
     params:
         level=lambda wc: float(wc.noise),
         base_std=config["noise"]["base_std"],
         mode=config["noise"].get("mode", "replace"),
         seed=config["noise"].get("seed", 7),
-    log:
-        "logs/noisy_set/noise{noise}.log",
-    benchmark:
-        "results/benchmarks/noisy_set/noise{noise}.tsv"
-    resources:
-        mem_mb=lambda wc, input: max(500, 12 * input.size_mb + 200),
-        runtime=10,
-    conda:
-        "../envs/pipeline.yaml"
     script:
         "../scripts/noisy_set.py"
 
@@ -102,11 +97,11 @@ rule preview_noise:
             caption="../report/preview.rst",
             category="Noisy training digits",
         ),
-    params:
-        n_digits=config["noise"].get("preview_count", 10),
     log:
         "logs/preview_noise/noise{noise}.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        n_digits=config["noise"].get("preview_count", 10),
     script:
         "../scripts/preview_noise.py"

@@ -9,6 +9,9 @@ def main(smk, logger):
         model_path=smk.input.model,
         eval_path=smk.input.eval,
         metrics_out=smk.output.metrics,
+        noise_levels=smk.params.noise_levels,
+        base_std=smk.params.base_std,
+        noise_seed=smk.params.noise_seed,
         logger=logger,
     )
 

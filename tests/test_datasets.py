@@ -134,7 +134,16 @@ def test_corrupt_dataset_file_is_refused(tmp_path):
         load_dataset(tmp_path / "d.npz")
 
 
-@pytest.mark.parametrize("level, text", [(0, "0"), (0.1, "0.1"), (0.25, "0.25"),
-                                         (1.0, "1"), (0.10, "0.1")])
+@pytest.mark.parametrize(
+    "level, text", [(0, "0"), (0.1, "0.1"), (0.25, "0.25"), (1.0, "1"), (0.10, "0.1")]
+)
 def test_format_level(level, text):
     assert format_level(level) == text
+
+
+def test_preview_rows_cycle_through_the_digits_present():
+    from noisy_mnist.steps import preview_rows
+
+    labels = np.array([3, 1, 3, 1, 3, 7])
+    assert preview_rows(labels, 5) == [1, 0, 5, 3, 2]
+    assert sorted(preview_rows(labels, 50)) == list(range(6))

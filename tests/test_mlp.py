@@ -43,8 +43,9 @@ def test_parameter_gradients_match_central_differences(small_problem):
             down = _loss64(model, images, labels)
             param[idx] = saved
             numeric[idx] = (up - down) / (2 * h)
-        np.testing.assert_allclose(grads[key], numeric, rtol=2e-2, atol=2e-4,
-                                   err_msg=f"gradient of {key}")
+        np.testing.assert_allclose(
+            grads[key], numeric, rtol=2e-2, atol=2e-4, err_msg=f"gradient of {key}"
+        )
 
 
 def test_input_gradient_matches_central_differences(small_problem):
@@ -86,8 +87,15 @@ def test_separable_data_is_learned_perfectly(optimizer):
     labels = np.repeat(np.arange(4), 50)
     images = centers[labels] + rng.normal(0, 0.02, size=(200, 20)).astype(np.float32)
     model = MLP(n_hidden=16, n_inputs=20, n_classes=4, seed=1)
-    history = model.fit(images, labels, epochs=30, batch_size=16, learning_rate=0.01,
-                        optimizer=optimizer, rng=np.random.default_rng(2))
+    history = model.fit(
+        images,
+        labels,
+        epochs=30,
+        batch_size=16,
+        learning_rate=0.01,
+        optimizer=optimizer,
+        rng=np.random.default_rng(2),
+    )
     assert (model.predict(images) == labels).mean() == 1.0
     assert history[-1].loss < history[0].loss
     assert history[-1].train_accuracy == 1.0
@@ -100,8 +108,14 @@ def test_same_seeds_give_identical_weights():
 
     def train():
         model = MLP(n_hidden=8, n_inputs=10, n_classes=3, seed=4)
-        model.fit(images, labels, epochs=3, batch_size=10, learning_rate=0.01,
-                  rng=np.random.default_rng(9))
+        model.fit(
+            images,
+            labels,
+            epochs=3,
+            batch_size=10,
+            learning_rate=0.01,
+            rng=np.random.default_rng(9),
+        )
         return model.params
 
     first, second = train(), train()
@@ -109,26 +123,48 @@ def test_same_seeds_give_identical_weights():
         np.testing.assert_array_equal(first[key], second[key])
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_divergence_names_the_model_and_epoch():
     images = np.ones((8, 4), dtype=np.float32)
     labels = np.zeros(8, dtype=int)
     model = MLP(n_hidden=3, n_inputs=4, n_classes=2, seed=0)
     model.params["w1"][:] = np.inf
-    with pytest.raises(TrainingDivergedError, match="h3-n0.1-s0: training diverged in "
-                                                    "epoch 1"):
-        model.fit(images, labels, epochs=2, batch_size=4, learning_rate=0.1,
-                  rng=np.random.default_rng(0), name="h3-n0.1-s0")
+    with pytest.raises(
+        TrainingDivergedError, match="h3-n0.1-s0: training diverged in epoch 1"
+    ):
+        model.fit(
+            images,
+            labels,
+            epochs=2,
+            batch_size=4,
+            learning_rate=0.1,
+            rng=np.random.default_rng(0),
+            name="h3-n0.1-s0",
+        )
 
 
 def test_fit_refuses_float64_and_unknown_optimizer():
     model = MLP(n_hidden=3, n_inputs=4, n_classes=2)
     labels = np.zeros(2, dtype=int)
     with pytest.raises(TypeError, match="float32"):
-        model.fit(np.zeros((2, 4)), labels, epochs=1, batch_size=2,
-                  learning_rate=0.1, rng=np.random.default_rng(0))
+        model.fit(
+            np.zeros((2, 4)),
+            labels,
+            epochs=1,
+            batch_size=2,
+            learning_rate=0.1,
+            rng=np.random.default_rng(0),
+        )
     with pytest.raises(ValueError, match="optimizer must be one of adam, sgd"):
-        model.fit(np.zeros((2, 4), np.float32), labels, epochs=1, batch_size=2,
-                  learning_rate=0.1, optimizer="rmsprop", rng=np.random.default_rng(0))
+        model.fit(
+            np.zeros((2, 4), np.float32),
+            labels,
+            epochs=1,
+            batch_size=2,
+            learning_rate=0.1,
+            optimizer="rmsprop",
+            rng=np.random.default_rng(0),
+        )
 
 
 def test_save_load_round_trip(tmp_path):

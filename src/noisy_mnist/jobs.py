@@ -51,12 +51,17 @@ def run_job(snakemake, main: Callable[[object, logging.Logger], None]) -> None:
     logger = job_logger(log_path, snakemake.rule)
     console = sys.stderr
     start = time.perf_counter()
-    logger.info("rule %s, %d thread(s), wildcards %s", snakemake.rule,
-                snakemake.threads, dict(snakemake.wildcards.items()))
+    logger.info(
+        "rule %s, %d thread(s), wildcards %s",
+        snakemake.rule,
+        snakemake.threads,
+        dict(snakemake.wildcards.items()),
+    )
     try:
-        with threadpool_limits(limits=snakemake.threads), open(
-            log_path, "a", encoding="utf-8"
-        ) as log_stream:
+        with (
+            threadpool_limits(limits=snakemake.threads),
+            open(log_path, "a", encoding="utf-8") as log_stream,
+        ):
             # stray prints and warnings from libraries land in the log as well
             sys.stderr = log_stream
             try:
@@ -70,7 +75,10 @@ def run_job(snakemake, main: Callable[[object, logging.Logger], None]) -> None:
         sys.exit(1)
     except Exception:
         logger.exception("unexpected failure")
-        print(f"unexpected failure in rule {snakemake.rule}; the traceback is in "
-              f"{log_path}", file=console)
+        print(
+            f"unexpected failure in rule {snakemake.rule}; the traceback is in "
+            f"{log_path}",
+            file=console,
+        )
         sys.exit(1)
     logger.info("done in %.2f s", time.perf_counter() - start)

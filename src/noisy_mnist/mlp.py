@@ -214,7 +214,9 @@ class MLP:
         n = len(labels)
         batch_size = min(batch_size, n)
         step = _adam_step if optimizer == "adam" else _sgd_step
-        state = {key: [np.zeros_like(v), np.zeros_like(v)] for key, v in self.params.items()}
+        state = {
+            key: [np.zeros_like(v), np.zeros_like(v)] for key, v in self.params.items()
+        }
         batch = np.empty((batch_size, self.n_inputs), dtype=DTYPE)
         history = []
         t = 0
@@ -315,8 +317,13 @@ class MLP:
                     f"{arrays[key].dtype}, expected {shape} float32"
                 )
         params = {k: arrays[k] for k in PARAM_NAMES}
-        model = cls(n_hidden=n_hid, n_inputs=n_in, n_classes=n_cls, seed=info["seed"],
-                    params=params)
+        model = cls(
+            n_hidden=n_hid,
+            n_inputs=n_in,
+            n_classes=n_cls,
+            seed=info["seed"],
+            params=params,
+        )
         if not model.weights_finite():
             raise ModelFileError(f"{path}: weights contain NaN or infinity")
         return model, info

@@ -1,10 +1,10 @@
-"""Collect the per-model files into tables, a plot and ``results/report.md``."""
+"""Collect the per-model files into tables, figures and ``results/report.md``."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -13,107 +13,278 @@ import pandas as pd
 import yaml
 from tabulate import tabulate
 
+from noisy_mnist import figures
 from noisy_mnist.datasets import format_level
-from noisy_mnist.files import save_figure, write_bytes_atomic
+from noisy_mnist.files import write_bytes_atomic
+from noisy_mnist.stats import holm, mcnemar_exact, mean_ci
 
-ACCURACY_COLUMNS = ["hidden", "noise", "seed", "accuracy", "n_eval"]
 TIMING_COLUMNS = [
-    "hidden", "noise", "seed", "train_seconds", "job_seconds", "seconds_per_epoch",
-    "samples_per_second", "max_rss_mb", "cpu_seconds",
+    "hidden",
+    "noise",
+    "seed",
+    "train_seconds",
+    "job_seconds",
+    "seconds_per_epoch",
+    "samples_per_second",
+    "max_rss_mb",
+    "cpu_seconds",
 ]
+FIGURES = {
+    "accuracy": "accuracy_vs_noise.png",
+    "robustness": "robustness_heatmap.png",
+    "adversarial": "adversarial.png",
+    "learning": "learning_curves.png",
+    "confusion": "confusion_best.png",
+}
 
 
-def read_metrics(paths) -> pd.DataFrame:
-    """One row per model: hidden, noise, seed, accuracy (a fraction), n_eval."""
-    rows = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            m = json.load(handle)
-        rows.append({"hidden": int(m["hidden"]), "noise": float(m["noise"]),
-                     "seed": int(m["seed"]), "accuracy": float(m["accuracy"]),
-                     "n_eval": int(m["n_samples"])})
-    frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    return frame.sort_values(["hidden", "noise", "seed"], ignore_index=True)
+# ---------------------------------------------------------------------- reading
+
+
+def _load_json(path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _model_key(record: dict) -> tuple[int, float, int]:
+    return int(record["hidden"]), float(record["noise"]), int(record["seed"])
 
 
 def read_benchmark(path) -> dict:
-    """The one data row of a Snakemake ``benchmark:`` file as floats (NaN if absent),
+    """The data row of a Snakemake ``benchmark:`` file as floats (NaN if absent),
     plus ``end``, the file's modification time, which is when the job finished."""
     frame = pd.read_csv(path, sep="\t")
-    row = {col: pd.to_numeric(frame[col], errors="coerce").iloc[-1]
-           for col in frame.columns if col != "h:m:s"}
+    row = {
+        col: pd.to_numeric(frame[col], errors="coerce").iloc[-1]
+        for col in frame.columns
+        if col != "h:m:s"
+    }
     row["end"] = os.path.getmtime(path)
     return row
 
 
-def read_history(path) -> pd.DataFrame:
-    return pd.read_csv(path)
+class Results:
+    """Every per-model file of one run, as tidy tables sorted by hidden, noise, seed.
+
+    ``metrics``, ``attacks``, ``histories`` and ``benchmarks`` are parallel lists of
+    paths in any order (Snakemake's ``expand`` order); each file names its model.
+    """
+
+    def __init__(self, metrics, attacks, histories, benchmarks):
+        records = [_load_json(p) for p in metrics]
+        order = sorted(range(len(records)), key=lambda i: _model_key(records[i]))
+        self.records = [records[i] for i in order]
+        self.attack_records = sorted((_load_json(p) for p in attacks), key=_model_key)
+        self.history_paths = [histories[i] for i in order]
+        self.benchmark_paths = [benchmarks[i] for i in order]
+
+        self.accuracy = pd.DataFrame(
+            [(*_model_key(r), r["accuracy"]) for r in self.records],
+            columns=["hidden", "noise", "seed", "accuracy"],
+        )
+        self.robustness = pd.DataFrame(
+            [
+                (*_model_key(r), float(level), acc)
+                for r in self.records
+                for level, acc in r["noisy_accuracy"].items()
+            ],
+            columns=["hidden", "noise", "seed", "test_noise", "accuracy"],
+        )
+        self.adversarial = pd.DataFrame(
+            [
+                (*_model_key(r), attack, float(eps), acc)
+                for r in self.attack_records
+                for attack in ("fgsm", "pgd")
+                for eps, acc in r[attack].items()
+            ],
+            columns=["hidden", "noise", "seed", "attack", "epsilon", "accuracy"],
+        )
+        history_frames = []
+        for record, path in zip(self.records, self.history_paths, strict=True):
+            frame = pd.read_csv(path)
+            hidden, noise, seed = _model_key(record)
+            history_frames.append(frame.assign(hidden=hidden, noise=noise, seed=seed))
+        self.histories = pd.concat(history_frames, ignore_index=True)
+        self.timing = self._timing()
+
+    @property
+    def n_eval(self) -> int:
+        return int(self.records[0]["n_samples"])
+
+    def _timing(self) -> pd.DataFrame:
+        rows = []
+        for record, bench_path in zip(self.records, self.benchmark_paths, strict=True):
+            key = _model_key(record)
+            history = self.histories[
+                (self.histories["hidden"] == key[0])
+                & (self.histories["noise"] == key[1])
+                & (self.histories["seed"] == key[2])
+            ]
+            bench = read_benchmark(bench_path)
+            rows.append(
+                (
+                    *key,
+                    float(history["seconds"].sum()),
+                    float(bench["s"]),
+                    float(history["seconds"].mean()),
+                    float(history["samples_per_second"].median()),
+                    float(bench.get("max_rss", np.nan)),
+                    float(bench.get("cpu_time", np.nan)),
+                )
+            )
+        return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+
+    def best_variant(self) -> tuple[int, float]:
+        """(hidden, noise) with the highest mean clean eval accuracy over seeds;
+        ties go to the smaller model, then the lower noise."""
+        means = self.accuracy.groupby(["hidden", "noise"])["accuracy"].mean()
+        best = means.max()
+        return min(k for k, v in means.items() if v == best)
 
 
-def timing_table(metrics: pd.DataFrame, histories, benchmarks) -> pd.DataFrame:
-    """One row per model; ``histories`` and ``benchmarks`` are in ``metrics`` order."""
-    rows = []
-    for (_, m), history_path, bench_path in zip(
-        metrics.iterrows(), histories, benchmarks, strict=True
-    ):
-        history = read_history(history_path)
-        bench = read_benchmark(bench_path)
-        train_seconds = float(history["seconds"].sum())
-        rows.append({
-            "hidden": int(m["hidden"]), "noise": float(m["noise"]), "seed": int(m["seed"]),
-            "train_seconds": train_seconds,
-            "job_seconds": float(bench["s"]),
-            "seconds_per_epoch": float(history["seconds"].mean()),
-            "samples_per_second": float(history["samples_per_second"].median()),
-            "max_rss_mb": float(bench.get("max_rss", np.nan)),
-            "cpu_seconds": float(bench.get("cpu_time", np.nan)),
-        })
-    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+# ---------------------------------------------------------------------- statistics
 
 
-def mean_std(values: pd.Series) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; NaN for a single value)."""
-    values = values.to_numpy(dtype=float)
-    std = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return float(values.mean()), float(std)
-
-
-def format_percent(mean: float, std: float) -> str:
-    if np.isnan(std):
+def format_interval(values, confidence: float) -> str:
+    """``mean ± std [low, high]`` in percent, three decimals, for fractions."""
+    mean, std, low, high = mean_ci(values, confidence)
+    if math.isnan(std):
         return f"{100 * mean:.3f}"
-    return f"{100 * mean:.3f} ± {100 * std:.3f}"
+    return f"{100 * mean:.3f} ± {100 * std:.3f} [{100 * low:.3f}, {100 * high:.3f}]"
 
 
-def accuracy_table(metrics: pd.DataFrame) -> str:
-    """Markdown: one row per noise level, one column per hidden size, mean ± std (%)."""
-    hidden_sizes = sorted(metrics["hidden"].unique())
+def grid_table(
+    frame: pd.DataFrame,
+    row: str,
+    column: str,
+    confidence: float,
+    row_label: str,
+    column_label: str,
+) -> str:
+    """Markdown table of ``frame.accuracy`` cells: one row per value of ``row``,
+    one column per value of ``column``, each cell mean ± std [CI] over seeds."""
+    columns = sorted(frame[column].unique())
     rows = []
-    for noise, by_noise in metrics.groupby("noise", sort=True):
-        row = [format_level(noise)]
-        for hidden in hidden_sizes:
-            cell = by_noise.loc[by_noise["hidden"] == hidden, "accuracy"]
-            row.append(format_percent(*mean_std(cell)) if len(cell) else "")
-        rows.append(row)
-    headers = ["noise"] + [f"{h} hidden" for h in hidden_sizes]
+    for row_value, part in frame.groupby(row, sort=True):
+        cells = [format_level(row_value) if row != "hidden" else str(row_value)]
+        for col_value in columns:
+            values = part.loc[part[column] == col_value, "accuracy"]
+            cells.append(format_interval(values, confidence) if len(values) else "")
+        rows.append(cells)
+    headers = [row_label] + [column_label.format(format_level(c)) for c in columns]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def timing_summary(timing: pd.DataFrame) -> str:
-    """Markdown: per variant, the means over seeds of the timing columns."""
-    grouped = timing.groupby(["hidden", "noise"], sort=True)
+def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
+    """McNemar's exact test of each noise level against noise 0, per hidden size.
+
+    For every seed that both variants share, the two models' right/wrong answers
+    on the same eval images are paired; the discordant counts of all seeds are
+    summed (pooled over seeds) and tested. p-values are Holm-corrected across the
+    noise levels of one hidden size. The verdict is "helped" or "hurt" only when
+    the corrected p-value is below ``alpha`` and the accuracy difference has the
+    same sign for every seed pair; otherwise "no detectable difference".
+    """
+    correct = {
+        _model_key(r): np.frombuffer(r["correct"].encode(), np.uint8) == 49
+        for r in results.records
+    }
     rows = []
-    for (hidden, noise), group in grouped:
-        rows.append([
-            hidden, format_level(noise), len(group),
-            f"{group['train_seconds'].mean():.2f}",
-            f"{group['job_seconds'].mean():.2f}",
-            f"{group['seconds_per_epoch'].mean():.3f}",
-            f"{group['samples_per_second'].mean():,.0f}",
-            f"{group['max_rss_mb'].max():.0f}",
-        ])
-    headers = ["hidden", "noise", "seeds", "train s (mean)", "job s (mean)",
-               "s / epoch", "samples / s", "peak RSS MB (max)"]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    for hidden in sorted(results.accuracy["hidden"].unique()):
+        levels = sorted({k[1] for k in correct if k[0] == hidden and k[1] != 0})
+        base_seeds = {k[2] for k in correct if k[0] == hidden and k[1] == 0}
+        if not base_seeds:
+            continue
+        part = []
+        for level in levels:
+            seeds = sorted(
+                base_seeds & {k[2] for k in correct if k[0] == hidden and k[1] == level}
+            )
+            only_noisy = sum(
+                int((correct[hidden, level, s] & ~correct[hidden, 0.0, s]).sum())
+                for s in seeds
+            )
+            only_clean = sum(
+                int((correct[hidden, 0.0, s] & ~correct[hidden, level, s]).sum())
+                for s in seeds
+            )
+            diffs = [
+                correct[hidden, level, s].mean() - correct[hidden, 0.0, s].mean()
+                for s in seeds
+            ]
+            same_sign = max(sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
+            part.append(
+                {
+                    "hidden": hidden,
+                    "noise": level,
+                    "seeds": len(seeds),
+                    "seeds_agreeing": same_sign,
+                    "difference_points": 100 * float(np.mean(diffs)),
+                    "only_noisy_right": only_noisy,
+                    "only_clean_right": only_clean,
+                    "p_value": mcnemar_exact(only_noisy, only_clean),
+                }
+            )
+        for entry, adjusted in zip(
+            part, holm([e["p_value"] for e in part]), strict=True
+        ):
+            entry["p_holm"] = adjusted
+            # the pooled test sees the images, not the seed-to-seed spread of the
+            # models; a claim also needs every seed pair to point the same way
+            if adjusted >= alpha or entry["seeds_agreeing"] < entry["seeds"]:
+                entry["verdict"] = "no detectable difference"
+            else:
+                entry["verdict"] = (
+                    "helped" if entry["difference_points"] > 0 else "hurt"
+                )
+        rows.extend(part)
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "hidden",
+            "noise",
+            "seeds",
+            "seeds_agreeing",
+            "difference_points",
+            "only_noisy_right",
+            "only_clean_right",
+            "p_value",
+            "p_holm",
+            "verdict",
+        ],
+    )
+
+
+def verdict_sentences(tests: pd.DataFrame, alpha: float) -> list[str]:
+    """One plain sentence per hidden size saying what training noise did."""
+    sentences = []
+    for hidden, part in tests.groupby("hidden", sort=True):
+        verdicts = set(part["verdict"])
+        details = "; ".join(
+            f"noise {format_level(r.noise)}: {r.difference_points:+.3f} points, "
+            f"p = {r.p_holm:.3g}"
+            for r in part.itertuples()
+        )
+        if verdicts == {"no detectable difference"}:
+            summary = "training noise made no detectable difference"
+        elif verdicts == {"helped"}:
+            summary = "training noise helped at every level tried"
+        elif verdicts == {"hurt"}:
+            summary = "training noise hurt at every level tried"
+        else:
+            by_kind = {}
+            for r in part.itertuples():
+                by_kind.setdefault(r.verdict, []).append(format_level(r.noise))
+            summary = "; ".join(
+                f"{kind} at noise {', '.join(levels)}"
+                for kind, levels in by_kind.items()
+            )
+            summary = f"training noise {summary}"
+        sentences.append(
+            f"**{hidden} hidden:** {summary} on the clean eval accuracy "
+            f"(McNemar, Holm-corrected, alpha {alpha:g}; {details})."
+        )
+    return sentences
 
 
 def run_span(benchmarks) -> tuple[float, float]:
@@ -126,96 +297,284 @@ def run_span(benchmarks) -> tuple[float, float]:
     return total, float(end - start)
 
 
-def accuracy_plot(metrics: pd.DataFrame, out_png) -> None:
-    """Mean eval accuracy against training noise, error bars = std over seeds."""
-    import matplotlib
+def timing_summary(timing: pd.DataFrame) -> str:
+    """Markdown: per variant, the means over seeds of the timing columns."""
+    rows = []
+    for (hidden, noise), group in timing.groupby(["hidden", "noise"], sort=True):
+        rows.append(
+            [
+                hidden,
+                format_level(noise),
+                len(group),
+                f"{group['train_seconds'].mean():.2f}",
+                f"{group['job_seconds'].mean():.2f}",
+                f"{group['seconds_per_epoch'].mean():.3f}",
+                f"{group['samples_per_second'].mean():,.0f}",
+                f"{group['max_rss_mb'].max():.0f}",
+            ]
+        )
+    headers = [
+        "hidden",
+        "noise",
+        "seeds",
+        "train s (mean)",
+        "job s (mean)",
+        "s / epoch",
+        "samples / s",
+        "peak RSS MB (max)",
+    ]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for hidden, group in metrics.groupby("hidden", sort=True):
-        stats = group.groupby("noise")["accuracy"].agg(["mean", "std", "count"])
-        ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0),
-                    marker="o", capsize=4, label=f"{hidden} hidden")
-    ax.set_xlabel("training noise level")
-    ax.set_ylabel("eval accuracy (%)")
-    ax.set_title("Clean eval accuracy against training noise (mean ± std over seeds)")
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_png)
-    plt.close(fig)
+# ---------------------------------------------------------------------- writing
 
 
 def frame_to_csv(frame: pd.DataFrame, path, float_format="%.6f") -> None:
-    """Write ``frame`` as CSV atomically; noise levels as in file names (0, 0.1)."""
-    frame = frame.assign(noise=frame["noise"].map(format_level))
+    """Write ``frame`` as CSV atomically; levels written as in file names (0, 0.1)."""
+    for column in ("noise", "test_noise", "epsilon"):
+        if column in frame:
+            frame = frame.assign(**{column: frame[column].map(format_level)})
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format=float_format, lineterminator="\n",
-                 quoting=csv.QUOTE_MINIMAL)
+    frame.to_csv(buffer, index=False, float_format=float_format, lineterminator="\n")
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
-def write_report(*, metrics_paths, history_paths, train_benchmarks, all_benchmarks,
-                 provenance_path, settings: dict, preview_paths, out_md, out_accuracy,
-                 out_timing, out_plot) -> str:
-    """Write the report and its CSV and PNG companions; return the markdown text."""
-    metrics = read_metrics(metrics_paths)
-    # histories and benchmarks arrive in expand() order; sort them like ``metrics``
-    order = _model_order(metrics_paths)
-    timing = timing_table(metrics, [history_paths[i] for i in order],
-                          [train_benchmarks[i] for i in order])
-    with open(provenance_path, encoding="utf-8") as handle:
-        provenance = json.load(handle)
+def _link(path, out_dir: Path) -> str:
+    return os.path.relpath(path, out_dir)
+
+
+def _provenance_rows(provenance: dict) -> list[list[str]]:
+    keys = [
+        ("source", "source"),
+        ("origin", "from"),
+        ("rows", "labelled rows"),
+        ("origin_sha256", "SHA-256 of the origin file"),
+        ("train_csv_sha256", "SHA-256 of data/raw/train.csv"),
+        ("test_csv_sha256", "SHA-256 of data/raw/test.csv"),
+    ]
+    return [[label, str(provenance[key])] for key, label in keys if key in provenance]
+
+
+def write_report(
+    *,
+    metrics_paths,
+    attack_paths,
+    history_paths,
+    train_benchmarks,
+    all_benchmarks,
+    provenance_path,
+    settings: dict,
+    preview_paths,
+    out_md,
+    out_dir,
+    submission_info_path=None,
+) -> str:
+    """Write ``out_md`` and its CSV tables and figures in ``out_dir``; return the
+    markdown text."""
+    out_dir = Path(out_dir)
+    results = Results(metrics_paths, attack_paths, history_paths, train_benchmarks)
+    evaluation = settings["evaluation"]
+    confidence = evaluation.get("confidence", 0.95)
+    alpha = evaluation.get("alpha", 0.05)
+    tests = paired_tests(results, alpha)
+    provenance = _load_json(provenance_path)
     job_seconds, span_seconds = run_span(all_benchmarks)
 
-    frame_to_csv(metrics[["hidden", "noise", "seed", "accuracy"]], out_accuracy)
-    frame_to_csv(timing, out_timing, float_format="%.4f")
-    accuracy_plot(metrics, out_plot)
+    tables = {
+        "accuracy": results.accuracy,
+        "timing": results.timing,
+        "robustness": results.robustness,
+        "adversarial": results.adversarial,
+        "significance": tests,
+    }
+    for name, frame in tables.items():
+        frame_to_csv(
+            frame,
+            out_dir / f"{name}.csv",
+            float_format="%.4f" if name == "timing" else "%.6g",
+        )
+    figure_paths = {key: out_dir / "figures" / name for key, name in FIGURES.items()}
+    figures.accuracy_vs_noise(results.accuracy, figure_paths["accuracy"])
+    figures.robustness_heatmaps(results.robustness, figure_paths["robustness"])
+    figures.adversarial_curves(results.adversarial, figure_paths["adversarial"])
+    figures.learning_curves(results.histories, figure_paths["learning"])
+    best_hidden, best_noise = results.best_variant()
+    best_seed_record = max(
+        (
+            r
+            for r in results.records
+            if (int(r["hidden"]), float(r["noise"])) == (best_hidden, best_noise)
+        ),
+        key=lambda r: (r["accuracy"], -int(r["seed"])),
+    )
+    figures.confusion_matrix_plot(
+        best_seed_record["confusion_matrix"],
+        f"{best_seed_record['name']}: {100 * best_seed_record['accuracy']:.2f} % on "
+        f"{results.n_eval} eval digits",
+        figure_paths["confusion"],
+    )
 
-    out_dir = Path(out_md).parent
-    n_seeds = metrics.groupby(["hidden", "noise"]).size()
+    n_seeds = sorted(set(results.accuracy.groupby(["hidden", "noise"]).size()))
+    seed_phrase = " or ".join(map(str, n_seeds)) + (
+        " seed" if n_seeds == [1] else " seeds"
+    )
+    ci = f"{100 * confidence:g} % t confidence interval of the mean"
     lines = [
         "# Noisy-MNIST report",
         "",
-        "One-hidden-layer MLPs (784 -> hidden, ReLU -> 10, softmax) trained on clean and",
-        "noise-perturbed training digits, evaluated on the clean held-out eval split.",
+        "One-hidden-layer MLPs (784 -> hidden, ReLU -> 10, softmax) trained on clean",
+        "and Gaussian-noised training digits, evaluated on a clean held-out split of "
+        f"{results.n_eval} digits. Every accuracy is given as mean ± sample standard "
+        f"deviation [{ci}] over {seed_phrase}.",
         "",
-        "## Eval accuracy (%)",
+        "## Clean eval accuracy (%)",
         "",
-        f"Mean ± sample standard deviation over {_seed_phrase(n_seeds)}; eval split of "
-        f"{metrics['n_eval'].iloc[0]} digits. Per-model values: "
-        f"[{Path(out_accuracy).name}]({os.path.relpath(out_accuracy, out_dir)}).",
+        f"Per model: [accuracy.csv]({_link(out_dir / 'accuracy.csv', out_dir)}).",
         "",
-        accuracy_table(metrics),
+        grid_table(
+            results.accuracy, "noise", "hidden", confidence, "train noise", "{} hidden"
+        ),
         "",
-        f"![accuracy against noise]({os.path.relpath(out_plot, out_dir)})",
+        f"![accuracy against noise]({_link(figure_paths['accuracy'], out_dir)})",
         "",
+        "## Did training noise help?",
+        "",
+        "Each noise level against the clean-trained model of the same hidden size, by "
+        "McNemar's exact test on the same eval images, **pooled over seeds** (the "
+        "discordant pairs of the seed-matched models are summed; since the images "
+        "repeat across seeds, this test does not see how much models vary from seed "
+        "to seed). p-values are Holm-corrected within each hidden size; alpha = "
+        f"{alpha:g}. A level counts as having helped or hurt only if its corrected "
+        "p-value is below alpha **and** every seed pair moved in the same direction.",
+        "",
+        *[f"- {s}" for s in verdict_sentences(tests, alpha)],
+        "",
+        tabulate(
+            [
+                [
+                    r.hidden,
+                    format_level(r.noise),
+                    f"{r.seeds_agreeing} of {r.seeds}",
+                    f"{r.difference_points:+.3f}",
+                    r.only_noisy_right,
+                    r.only_clean_right,
+                    f"{r.p_value:.3g}",
+                    f"{r.p_holm:.3g}",
+                    r.verdict,
+                ]
+                for r in tests.itertuples()
+            ],
+            headers=[
+                "hidden",
+                "train noise",
+                "seeds agreeing",
+                "Δ accuracy (points)",
+                "only noisy right",
+                "only clean right",
+                "p",
+                "p (Holm)",
+                "verdict",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
+        "",
+        "## Robustness to test-time noise (%)",
+        "",
+        "Accuracy on noisy copies of the eval set (the same copies for every model: "
+        f"base std {settings['noise']['base_std']:g}, seed "
+        f"{evaluation.get('noise_seed', 11)}). Per model: "
+        f"[robustness.csv]({_link(out_dir / 'robustness.csv', out_dir)}).",
+        "",
+    ]
+    for hidden in sorted(results.robustness["hidden"].unique()):
+        part = results.robustness[results.robustness["hidden"] == hidden]
+        lines += [
+            f"**{hidden} hidden** (rows: training noise, columns: test noise)",
+            "",
+            grid_table(
+                part, "noise", "test_noise", confidence, "train noise", "test {}"
+            ),
+            "",
+        ]
+    lines += [
+        f"![robustness heatmaps]({_link(figure_paths['robustness'], out_dir)})",
+        "",
+        "## Adversarial accuracy (%)",
+        "",
+        "White-box attacks on each model with its own input gradient: FGSM (one sign "
+        f"step of size epsilon) and PGD ({evaluation.get('pgd_steps', 10)} sign steps "
+        "of 2.5 epsilon / steps, projected onto the L-inf ball; no random start). "
+        "Per model: "
+        f"[adversarial.csv]({_link(out_dir / 'adversarial.csv', out_dir)}).",
+        "",
+    ]
+    for attack in ("fgsm", "pgd"):
+        for hidden in sorted(results.adversarial["hidden"].unique()):
+            part = results.adversarial[
+                (results.adversarial["hidden"] == hidden)
+                & (results.adversarial["attack"] == attack)
+            ]
+            lines += [
+                f"**{attack.upper()}, {hidden} hidden** (rows: training noise, "
+                "columns: epsilon)",
+                "",
+                grid_table(
+                    part, "noise", "epsilon", confidence, "train noise", "eps {}"
+                ),
+                "",
+            ]
+    lines += [
+        f"![adversarial accuracy]({_link(figure_paths['adversarial'], out_dir)})",
+        "",
+        "## Training",
+        "",
+        f"![learning curves]({_link(figure_paths['learning'], out_dir)})",
+        "",
+        f"Best variant by mean clean eval accuracy: {best_hidden} hidden, training "
+        f"noise {format_level(best_noise)}; confusion matrix of its best seed:",
+        "",
+        f"![confusion matrix]({_link(figure_paths['confusion'], out_dir)})",
+        "",
+    ]
+    if submission_info_path is not None:
+        info = _load_json(submission_info_path)
+        lines += [
+            "## Kaggle submission",
+            "",
+            f"[{Path(info['path']).name}]({_link(info['path'], out_dir)}): "
+            f"{info['rows']} test digits predicted by the ensemble of "
+            f"{len(info['models'])} seeds of {info['variant']} (averaged "
+            "probabilities).",
+            "",
+        ]
+    lines += [
         "## Timing",
         "",
-        "Per variant, means over seeds. *train s*: the training loop alone (sum of the",
-        "epochs); *job s*: the whole job as Snakemake's benchmark measured it (start-up,",
-        "loading, training, saving); *samples / s*: median over epochs; peak RSS from the",
-        f"benchmark files. Per-model values: [{Path(out_timing).name}]"
-        f"({os.path.relpath(out_timing, out_dir)}).",
+        "Per variant, means over seeds. *train s*: the training loop alone (sum of "
+        "the epochs); *job s*: the whole job as Snakemake's benchmark measured it "
+        "(start-up, loading, training, saving); *samples / s*: median over epochs; "
+        "peak RSS from the benchmark files. Per model: "
+        f"[timing.csv]({_link(out_dir / 'timing.csv', out_dir)}).",
         "",
-        timing_summary(timing),
+        timing_summary(results.timing),
         "",
-        f"All {len(all_benchmarks)} jobs behind this report took {job_seconds:.1f} s of "
-        f"job time; from the first job's start to the last one's end "
+        f"All {len(all_benchmarks)} jobs behind this report took {job_seconds:.1f} s "
+        "of job time; from the first job's start to the last one's end "
         f"{span_seconds:.1f} s of wall time passed (the report job itself not "
-        "included; a rerun that reused earlier results counts their original times).",
+        "included; after a partial rerun this spans the original jobs too).",
         "",
         "## Data",
         "",
-        tabulate(_provenance_rows(provenance), headers=["", ""], tablefmt="github",
-                 disable_numparse=True),
+        tabulate(
+            _provenance_rows(provenance),
+            headers=["", ""],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
         "",
         "Noise previews (top: clean, bottom: as trained): "
-        + ", ".join(f"[{Path(p).stem}]({os.path.relpath(p, out_dir)})"
-                    for p in preview_paths),
+        + ", ".join(f"[{Path(p).stem}]({_link(p, out_dir)})" for p in preview_paths),
         "",
         "## Settings",
         "",
@@ -227,28 +586,3 @@ def write_report(*, metrics_paths, history_paths, train_benchmarks, all_benchmar
     text = "\n".join(lines)
     write_bytes_atomic(out_md, text.encode())
     return text
-
-
-def _seed_phrase(n_seeds: pd.Series) -> str:
-    counts = sorted(set(n_seeds.tolist()))
-    if counts == [1]:
-        return "1 seed (no spread can be given)"
-    return " or ".join(str(c) for c in counts) + " seeds"
-
-
-def _provenance_rows(provenance: dict) -> list[list[str]]:
-    keys = [("source", "source"), ("origin", "from"), ("rows", "labelled rows"),
-            ("origin_sha256", "SHA-256 of the origin file"),
-            ("train_csv_sha256", "SHA-256 of data/raw/train.csv"),
-            ("test_csv_sha256", "SHA-256 of data/raw/test.csv")]
-    return [[label, str(provenance[key])] for key, label in keys if key in provenance]
-
-
-def _model_order(metrics_paths) -> list[int]:
-    """Positions that sort the per-model files by (hidden, noise, seed)."""
-    keys = []
-    for path in metrics_paths:
-        with open(path, encoding="utf-8") as handle:
-            m = json.load(handle)
-        keys.append((int(m["hidden"]), float(m["noise"]), int(m["seed"])))
-    return sorted(range(len(keys)), key=keys.__getitem__)

@@ -19,8 +19,9 @@ def t_cdf(x: float, df: int) -> float:
     if x == 0:
         return 0.5
     # substitute t = tan(theta): the density becomes smooth and the range finite
-    log_norm = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2)
-                - 0.5 * math.log(df * math.pi))
+    log_norm = (
+        math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    )
     upper = math.atan(abs(x))
     n = 2000  # even; Simpson's rule is accurate to ~1e-12 here
     h = upper / n
@@ -63,7 +64,9 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, floa
     if len(values) < 2:
         return mean, math.nan, math.nan, math.nan
     std = float(values.std(ddof=1))
-    half = t_quantile(0.5 + confidence / 2, len(values) - 1) * std / math.sqrt(len(values))
+    half = (
+        t_quantile(0.5 + confidence / 2, len(values) - 1) * std / math.sqrt(len(values))
+    )
     return mean, std, mean - half, mean + half
 
 
@@ -79,8 +82,13 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
         return 1.0
     k = min(only_first, only_second)
     # P(X <= k) for X ~ Binomial(n, 1/2), summed in log space to survive large n
-    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                 - n * math.log(2) for i in range(k + 1)]
+    log_terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(n - i + 1)
+        - n * math.log(2)
+        for i in range(k + 1)
+    ]
     top = max(log_terms)
     tail = math.exp(top) * sum(math.exp(t - top) for t in log_terms)
     return min(1.0, 2 * tail)
