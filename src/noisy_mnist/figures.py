@@ -54,25 +54,28 @@ def robustness_heatmaps(robustness: pd.DataFrame, out_png) -> None:
     accuracy."""
     stats = _mean_std(robustness, ["hidden", "noise", "test_noise"], "accuracy")
     hidden_sizes = sorted(stats["hidden"].unique())
+    # one colour scale for all panels, spanning the data, so small gaps stay visible
+    low, high = 100 * stats["mean"].min(), 100 * stats["mean"].max()
     fig, axes = plt.subplots(
         1,
         len(hidden_sizes),
         squeeze=False,
-        figsize=(4.2 * len(hidden_sizes) + 0.8, 3.6),
+        figsize=(4.4 * len(hidden_sizes) + 1.2, 3.8),
+        layout="constrained",
     )
     for ax, hidden in zip(axes[0], hidden_sizes, strict=True):
         grid = stats[stats["hidden"] == hidden].pivot(
             index="noise", columns="test_noise", values="mean"
         )
-        image = ax.imshow(
-            100 * grid.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto"
-        )
+        values = 100 * grid.to_numpy()
+        image = ax.imshow(values, cmap="viridis", vmin=low, vmax=high, aspect="auto")
         ax.set_xticks(range(grid.shape[1]), [format_level(v) for v in grid.columns])
         ax.set_yticks(range(grid.shape[0]), [format_level(v) for v in grid.index])
         ax.set_xlabel("test noise level")
         ax.set_ylabel("training noise level")
-        ax.set_title(f"{hidden} hidden: accuracy (%)", fontsize=9)
-        for (i, j), value in np.ndenumerate(100 * grid.to_numpy()):
+        ax.set_title(f"{hidden} hidden: mean accuracy (%)", fontsize=9)
+        middle = (low + high) / 2
+        for (i, j), value in np.ndenumerate(values):
             ax.text(
                 j,
                 i,
@@ -80,9 +83,9 @@ def robustness_heatmaps(robustness: pd.DataFrame, out_png) -> None:
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if value < 60 else "black",
+                color="white" if value < middle else "black",
             )
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="accuracy (%)")
     save_figure(fig, out_png)
     plt.close(fig)
 

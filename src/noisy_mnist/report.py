@@ -272,14 +272,18 @@ def verdict_sentences(tests: pd.DataFrame, alpha: float) -> list[str]:
         elif verdicts == {"hurt"}:
             summary = "training noise hurt at every level tried"
         else:
-            by_kind = {}
+            phrases = {
+                "helped": "helped",
+                "hurt": "hurt",
+                "no detectable difference": "made no detectable difference",
+            }
+            by_kind: dict[str, list[str]] = {}
             for r in part.itertuples():
                 by_kind.setdefault(r.verdict, []).append(format_level(r.noise))
-            summary = "; ".join(
-                f"{kind} at noise {', '.join(levels)}"
+            summary = "training noise " + " and ".join(
+                f"{phrases[kind]} at {', '.join(levels)}"
                 for kind, levels in by_kind.items()
             )
-            summary = f"training noise {summary}"
         sentences.append(
             f"**{hidden} hidden:** {summary} on the clean eval accuracy "
             f"(McNemar, Holm-corrected, alpha {alpha:g}; {details})."
