@@ -14,19 +14,25 @@ from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
 
-from noisy_mnist.data import DataFormatError, KaggleDownloadError
-from noisy_mnist.datasets import DatasetFileError
-from noisy_mnist.mlp import ModelFileError, TrainingDivergedError
 
-# Errors that mean "fix your input or settings": shown as one line, no traceback.
-OWN_ERRORS = (
-    DataFormatError,
-    KaggleDownloadError,
-    DatasetFileError,
-    ModelFileError,
-    TrainingDivergedError,
-)
-USER_ERRORS = (*OWN_ERRORS, FileNotFoundError, ValueError)
+def user_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(our own error types, all error types that mean "fix your input").
+
+    Imported only when a job fails, so that a training job does not pay for
+    importing the CSV reader (and pandas) on every start.
+    """
+    from noisy_mnist.data import DataFormatError, KaggleDownloadError
+    from noisy_mnist.datasets import DatasetFileError
+    from noisy_mnist.mlp import ModelFileError, TrainingDivergedError
+
+    own = (
+        DataFormatError,
+        KaggleDownloadError,
+        DatasetFileError,
+        ModelFileError,
+        TrainingDivergedError,
+    )
+    return own, (*own, FileNotFoundError, ValueError)
 
 
 def job_logger(log_path: str, name: str) -> logging.Logger:
@@ -44,8 +50,8 @@ def job_logger(log_path: str, name: str) -> logging.Logger:
 def run_job(snakemake, main: Callable[[object, logging.Logger], None]) -> None:
     """Run ``main(snakemake, logger)`` as one Snakemake job.
 
-    Exits with status 1 after logging a one-line reason for errors in
-    :data:`USER_ERRORS`; anything else is a bug and keeps its traceback (in the log).
+    Exits with status 1 after printing a one-line reason for errors from
+    :func:`user_errors`; anything else is a bug whose traceback goes to the log.
     """
     log_path = snakemake.log[0]
     logger = job_logger(log_path, snakemake.rule)
@@ -68,17 +74,18 @@ def run_job(snakemake, main: Callable[[object, logging.Logger], None]) -> None:
                 main(snakemake, logger)
             finally:
                 sys.stderr = console
-    except USER_ERRORS as exc:
-        # our own errors say all there is; a generic one keeps its traceback in the log
-        logger.error("%s", exc, exc_info=not isinstance(exc, OWN_ERRORS))
-        print(f"error in rule {snakemake.rule}: {exc}", file=console)
-        sys.exit(1)
-    except Exception:
-        logger.exception("unexpected failure")
-        print(
-            f"unexpected failure in rule {snakemake.rule}; the traceback is in "
-            f"{log_path}",
-            file=console,
-        )
+    except Exception as exc:
+        own, user = user_errors()
+        if isinstance(exc, user):
+            # our own errors say all there is; a generic one keeps its traceback
+            logger.error("%s", exc, exc_info=not isinstance(exc, own))
+            print(f"error in rule {snakemake.rule}: {exc}", file=console)
+        else:
+            logger.exception("unexpected failure")
+            print(
+                f"unexpected failure in rule {snakemake.rule}; the traceback is in "
+                f"{log_path}",
+                file=console,
+            )
         sys.exit(1)
     logger.info("done in %.2f s", time.perf_counter() - start)

@@ -138,13 +138,9 @@ class MLP:
     # ------------------------------------------------------------------ gradients
 
     def loss_and_grads(
-        self, images: np.ndarray, labels: np.ndarray, with_input_grad: bool = False
+        self, images: np.ndarray, labels: np.ndarray
     ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
-        """Mean cross-entropy on one batch, its parameter gradients and the probs.
-
-        With ``with_input_grad`` the gradient with respect to the images,
-        (n, n_inputs), is added under the key ``"images"`` (used by the attacks).
-        """
+        """Mean cross-entropy on one batch, its parameter gradients and the probs."""
         p = self.params
         n = len(labels)
 
@@ -164,19 +160,23 @@ class MLP:
         delta_hidden *= hidden > 0  # ReLU passes gradient only where it fired
         grads["w1"] = images.T @ delta_hidden  # (inputs, hidden)
         grads["b1"] = delta_hidden.sum(axis=0)
-        if with_input_grad:
-            grads["images"] = delta_hidden @ p["w1"].T  # (n, inputs)
         return loss, grads, probs
 
     def input_gradient(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Gradient of the summed (not mean) loss with respect to each image.
+        """Gradient of each image's own loss with respect to its pixels.
 
-        Per-image gradients do not depend on the batch size this way, which is what
-        an attack on each image needs; shape (n_samples, n_inputs).
+        Per-image gradients (of the summed, not mean, loss) do not depend on how
+        many images share a call, which is what an attack on each image needs. Only
+        the input gradient is computed, not the weights' gradients; shape
+        (n_samples, n_inputs).
         """
         images = np.asarray(images, dtype=DTYPE)
-        _, grads, _ = self.loss_and_grads(images, labels, with_input_grad=True)
-        return grads["images"] * len(labels)
+        hidden, probs = self.forward(images)
+        delta_out = probs  # (n, classes); forward's buffer, free to overwrite
+        delta_out[np.arange(len(labels)), labels] -= 1
+        delta_hidden = delta_out @ self.params["w2"].T  # (n, hidden)
+        delta_hidden *= hidden > 0
+        return delta_hidden @ self.params["w1"].T  # (n, inputs)
 
     # ------------------------------------------------------------------ training
 

@@ -1,6 +1,8 @@
 """One function per pipeline step, called by the rule scripts in ``scripts/``.
 
 Each function takes plain paths and settings, so tests run a step without Snakemake.
+The CSV reader (and with it pandas) is imported only by the steps that read CSV,
+which keeps the start-up of the many training and evaluation jobs short.
 Every output is written under a temporary name and renamed into place, so a run
 killed half way leaves no truncated file behind for the next run to trust.
 """
@@ -19,14 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from noisy_mnist import IMAGE_SIDE
-from noisy_mnist.data import (
-    fetch_kaggle,
-    read_kaggle_csv,
-    sample_data_path,
-    sample_digits,
-    sha256_file,
-    write_kaggle_csv,
-)
 from noisy_mnist.datasets import (
     format_level,
     load_dataset,
@@ -60,6 +54,15 @@ def get_data(
 
     Returns the provenance record that is also written to ``provenance_out``.
     """
+    from noisy_mnist.data import (
+        fetch_kaggle,
+        read_kaggle_csv,
+        sample_data_path,
+        sample_digits,
+        sha256_file,
+        write_kaggle_csv,
+    )
+
     train_out = Path(train_out)
     record = {"source": source}
     if source == "sample":
@@ -134,6 +137,8 @@ def split_data(
     logger: logging.Logger = log,
 ) -> None:
     """Read the labelled CSV once and store a stratified train/eval split as uint8."""
+    from noisy_mnist.data import read_kaggle_csv
+
     images, labels = read_kaggle_csv(csv_path, kind="train")
     train_idx, eval_idx = stratified_split(labels, eval_fraction, seed)
     info = {"source_csv": str(csv_path), "eval_fraction": eval_fraction, "seed": seed}
@@ -164,6 +169,8 @@ def split_data(
 
 def convert_test(csv_path, test_out, logger: logging.Logger = log) -> None:
     """Store the unlabelled competition test digits as uint8."""
+    from noisy_mnist.data import read_kaggle_csv
+
     images, _ = read_kaggle_csv(csv_path, kind="test")
     save_dataset(test_out, images, None, part="test", source_csv=str(csv_path))
     logger.info("stored %d test digits", len(images))
