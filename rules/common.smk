@@ -20,6 +20,51 @@ class ConfigError(ValueError):
 
 
 def _check_config():
+    """Checks the JSON schema cannot express; runs before any job is planned.
+
+    Also tidies numbers the schema accepts but the file names and the rule scripts
+    cannot use: a whole float for an integer key (``epochs: 5.0``) becomes an int,
+    ``-0.0`` becomes ``0.0``, and NaN or infinity anywhere is refused.
+    """
+    import math
+
+    import yaml
+
+    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as f:
+        schema = yaml.safe_load(f)
+
+    def bounds(sub):
+        parts = [
+            f"{op} {sub[word]}"
+            for word, op in (
+                ("minimum", ">="),
+                ("exclusiveMinimum", ">"),
+                ("maximum", "<="),
+                ("exclusiveMaximum", "<"),
+            )
+            if word in sub
+        ]
+        return f"a finite number {' and '.join(parts)}".rstrip()
+
+    def tidy(value, sub, key):
+        if isinstance(value, dict):
+            props = sub.get("properties", {})
+            for name in value:
+                value[name] = tidy(value[name], props.get(name, {}), f"{key}.{name}")
+        elif isinstance(value, list):
+            items = sub.get("items", {})
+            value[:] = [tidy(v, items, f"{key}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: {value} is not allowed; use {bounds(sub)}")
+            if sub.get("type") == "integer":
+                return int(value)  # the schema let it through, so it is whole
+            return value + 0.0  # -0.0 -> 0.0, which would name files "n-0"
+        return value
+
+    for name in config:
+        config[name] = tidy(config[name], schema["properties"].get(name, {}), name)
+
     data = config["data"]
     if data["source"] == "csv":
         if not data.get("path"):
@@ -27,17 +72,23 @@ def _check_config():
                 "data.source is csv but data.path is empty: set data.path to your "
                 "train.csv, a gzip of it, or the competition's zip"
             )
-        if not os.path.exists(data["path"]):
-            raise ConfigError(f"data.path: no such file: {data['path']}")
-        if os.path.abspath(data["path"]).startswith(
-            os.path.abspath("data/raw") + os.sep
-        ):
-            raise ConfigError(
-                f"data.path {data['path']} lies in data/raw/, which the pipeline "
-                "writes; keep your own file elsewhere, e.g. data/input/"
-            )
-        if data.get("test_path") and not os.path.exists(data["test_path"]):
-            raise ConfigError(f"data.test_path: no such file: {data['test_path']}")
+        raw = os.path.realpath("data/raw") + os.sep
+        for key in ("path", "test_path"):
+            path = data.get(key)
+            if not path:
+                continue
+            if os.path.realpath(path).startswith(raw):
+                raise ConfigError(
+                    f"data.{key} {path} lies in data/raw/, which the pipeline "
+                    "writes; keep your own file elsewhere, e.g. data/input/"
+                )
+            if not os.path.exists(path):
+                raise ConfigError(
+                    f"data.{key}: no such file: {path} (relative paths start in "
+                    f"{os.getcwd()})"
+                )
+            if not os.path.isfile(path):
+                raise ConfigError(f"data.{key}: {path} is not a file")
     levels = [format_level(level) for level in config["noise"]["levels"]]
     if len(set(levels)) != len(levels):
         raise ConfigError(f"noise.levels has duplicates: {config['noise']['levels']}")
@@ -94,4 +145,14 @@ def report_figure(name, caption, category):
         f"results/figures/{name}",
         caption=f"../report/{caption}",
         category=category,
+    )
+
+
+def report_table(name, description):
+    """A CSV table under results/, registered for `snakemake --report`."""
+    return report(
+        f"results/{name}",
+        caption="../report/table.rst",
+        category="Tables",
+        labels={"table": name, "content": description},
     )

@@ -42,20 +42,27 @@ rule report:
         previews=expand("results/previews/noise_{noise}.png", noise=NOISE_LEVELS),
         submission=["results/submission.json"] if has_test_data() else [],
     output:
-        report="results/report.md",
-        tables=multiext(
-            "results/",
-            "accuracy.csv",
-            "timing.csv",
-            "robustness.csv",
-            "adversarial.csv",
-            "significance.csv",
+        report=report(
+            "results/report.md",
+            caption="../report/report_md.rst",
+            category="Tables",
+        ),
+        accuracy=report_table("accuracy.csv", "Clean eval accuracy of every model."),
+        timing=report_table("timing.csv", "Training time and memory of every model."),
+        robustness=report_table(
+            "robustness.csv", "Accuracy of every model under test-time noise."
+        ),
+        adversarial=report_table(
+            "adversarial.csv", "Accuracy of every model under FGSM and PGD."
+        ),
+        significance=report_table(
+            "significance.csv", "Paired McNemar tests of each noise level against 0."
         ),
         accuracy_plot=report_figure(
             "accuracy_vs_noise.png", "accuracy_plot.rst", "Accuracy"
         ),
         heatmap=report_figure("robustness_heatmap.png", "heatmap.rst", "Robustness"),
-        adversarial=report_figure("adversarial.png", "adversarial.rst", "Robustness"),
+        adversarial_plot=report_figure("adversarial.png", "adversarial.rst", "Robustness"),
         learning=report_figure("learning_curves.png", "learning.rst", "Training"),
         confusion=report_figure("confusion_best.png", "confusion.rst", "Accuracy"),
     log:
