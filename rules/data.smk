@@ -12,6 +12,7 @@ rule get_data:
         "results/benchmarks/get_data.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
@@ -36,6 +37,7 @@ rule split:
         "results/benchmarks/split.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -57,6 +59,7 @@ rule convert_test:
         "results/benchmarks/convert_test.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -75,6 +78,7 @@ rule noisy_set:
         "results/benchmarks/noisy_set/noise{noise}.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=lambda wc, input: max(500, 12 * input.size_mb + 200),
         runtime=10,
@@ -101,6 +105,10 @@ rule preview_noise:
         "logs/preview_noise/noise{noise}.log",
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         n_digits=config["noise"].get("preview_count", 10),
     script:

@@ -36,6 +36,7 @@ rule evaluate:
         f"results/benchmarks/evaluate/{MODEL_NAME}.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
@@ -59,6 +60,7 @@ rule attack:
         f"results/benchmarks/attack/{MODEL_NAME}.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=20,

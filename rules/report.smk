@@ -16,6 +16,7 @@ rule submission:
         "results/benchmarks/submission.tsv"
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -62,13 +63,19 @@ rule report:
             "accuracy_vs_noise.png", "accuracy_plot.rst", "Accuracy"
         ),
         heatmap=report_figure("robustness_heatmap.png", "heatmap.rst", "Robustness"),
-        adversarial_plot=report_figure("adversarial.png", "adversarial.rst", "Robustness"),
+        adversarial_plot=report_figure(
+            "adversarial.png", "adversarial.rst", "Robustness"
+        ),
         learning=report_figure("learning_curves.png", "learning.rst", "Training"),
         confusion=report_figure("confusion_best.png", "confusion.rst", "Accuracy"),
     log:
         "logs/report.log",
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         settings=config,
     script:
