@@ -27,6 +27,15 @@ include: "rules/models.smk"
 include: "rules/report.smk"
 
 
+# Rules that take a second run on the submitting host, not as cluster jobs;
+# get_data also keeps Kaggle credentials and network access on that host.
+localrules:
+    all,
+    get_data,
+    report,
+    preview_noise,
+
+
 rule all:
     default_target: True
     input:
