@@ -7,7 +7,10 @@
 #   snakemake --cores 4 --config noise='{levels: [0, 0.5]}'
 
 
-from snakemake.utils import min_version, validate
+import os
+import sys
+
+from snakemake.utils import min_version
 
 min_version("8.0")
 
@@ -15,7 +18,16 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml")
+# the pipeline's own package, for the settings check here and for the rule scripts
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+from noisy_mnist.settings import check_config
+
+check_config(
+    config,
+    os.path.join(workflow.basedir, "schemas/config.schema.yaml"),
+    overrides=dict(workflow.config_settings.config),
+)
 
 
 report: "report/workflow.rst"

@@ -10,7 +10,6 @@ SRC = os.path.join(workflow.basedir, "src")
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
-sys.path.insert(0, SRC)
 
 from noisy_mnist.datasets import format_level  # noqa: E402
 
@@ -136,7 +135,17 @@ def all_models(pattern):
 
 
 def final_targets():
-    return ["results/report.md"]
+    # every model's own files as well: Snakemake does not remake a missing
+    # intermediate file while the report exists, so a deleted model, or the
+    # outputs Snakemake removed after a failed job, would stay missing behind
+    # "Nothing to be done"
+    return [
+        "results/report.md",
+        *all_models(f"results/models/{MODEL_NAME}.npz"),
+        *all_models(f"results/models/{MODEL_NAME}.history.csv"),
+        *all_models(f"results/metrics/{MODEL_NAME}.json"),
+        *all_models(f"results/attacks/{MODEL_NAME}.json"),
+    ]
 
 
 def report_figure(name, caption, category):

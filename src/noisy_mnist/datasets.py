@@ -134,11 +134,15 @@ def load_dataset(path, dtype=None) -> tuple[np.ndarray, np.ndarray | None, dict]
 
     Returns ``images`` (n, 784), ``labels`` (n,) or None, and the info dict.
     """
+    with open(path, "rb") as handle:
+        is_archive = handle.read(4) == b"PK\x03\x04"  # npz files are zips
+    if not is_archive:
+        raise DatasetFileError(
+            f"{path}: not a dataset file (no .npz archive); delete it and rerun"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DatasetFileError(
             f"{path}: not a readable dataset file ({exc}); delete it and rerun"

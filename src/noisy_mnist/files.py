@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+_UMASK = os.umask(0)  # read the umask (there is no way to read it but setting it)
+os.umask(_UMASK)
+
 
 def write_bytes_atomic(path, data: bytes) -> None:
     path = Path(path)
@@ -23,6 +26,8 @@ def write_bytes_atomic(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        # mkstemp makes the file private (0600); give it the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -74,6 +74,10 @@ def run_job(snakemake, main: Callable[[object, logging.Logger], None]) -> None:
                 main(snakemake, logger)
             finally:
                 sys.stderr = console
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every job; Snakemake already says it is stopping
+        logger.warning("interrupted")
+        sys.exit(130)
     except Exception as exc:
         own, user = user_errors()
         if isinstance(exc, user):

@@ -280,6 +280,13 @@ class MLP:
 
         Raises :class:`ModelFileError` for a file that is corrupt or not ours.
         """
+        with open(path, "rb") as handle:
+            is_archive = handle.read(4) == b"PK\x03\x04"  # npz files are zips
+        if not is_archive:
+            raise ModelFileError(
+                f"{path}: not a model file (no .npz archive); delete it and rerun "
+                "the pipeline to retrain it"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
