@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,10 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas"]
-WORKFLOW_PARTS += ["report", "envs", "src"]
+from workflow_copy import REPO, copy_workflow, planned_jobs
 
 # a small grid, so that the plans of the accepted configs are easy to count
 SMALL = {
@@ -36,19 +32,6 @@ SMALL = {
     "train": {"seeds": [0], "epochs": 1},
     "evaluation": {"noise_levels": [0], "epsilons": [0]},
 }
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / part, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy(src, dest / part)
-    return dest
 
 
 @dataclass
@@ -440,16 +423,6 @@ def names_key(output: str, key: str) -> bool:
     parent_key = re.escape(".".join(parent) or "(top level)")
     unknown = rf"(On instance{parent_path}:\s*|config {parent_key}: )'{last}'"
     return re.search(unknown, output) is not None
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule name -> job count from the table a dry run prints."""
-    counts = {}
-    for line in output.splitlines():
-        match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
-        if match and match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 @pytest.mark.parametrize("name", REFUSED)

@@ -31,12 +31,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from workflow_copy import copy_workflow
 
 from noisy_mnist.mlp import MLP
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas"]
-WORKFLOW_PARTS += ["report", "envs", "src"]
 
 # h128 trains for about a second on a fast machine: long enough to be killed in
 # the middle, short enough to be trained twice per test
@@ -55,16 +52,8 @@ TRACEBACK = "Traceback (most recent call last)"
 pytestmark = pytest.mark.slow
 
 
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / part, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy(src, dest / part)
+def copy_with_settings(dest: Path) -> Path:
+    copy_workflow(dest)
     (dest / "settings.yaml").write_text(yaml.safe_dump(SETTINGS))
     return dest
 
@@ -246,9 +235,9 @@ def runs(tmp_path_factory) -> dict[str, Run]:
     has either finished (and Snakemake has recorded it) or not started."""
     root = tmp_path_factory.mktemp("interruptions")
     started = [
-        Started(copy_workflow(root / "uninterrupted")),
-        Started(copy_workflow(root / "sigkill"), cores=1),
-        Started(copy_workflow(root / "ctrl_c"), cores=1),
+        Started(copy_with_settings(root / "uninterrupted")),
+        Started(copy_with_settings(root / "sigkill"), cores=1),
+        Started(copy_with_settings(root / "ctrl_c"), cores=1),
     ]
     done = start_all(started, {1: signal.SIGKILL, 2: signal.SIGINT})
     reference, *interrupted = done

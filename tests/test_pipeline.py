@@ -5,8 +5,6 @@ read its outputs and ask Snakemake what a rerun or a changed setting would redo.
 """
 
 import json
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,18 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = [
-    "Snakefile",
-    "config.yaml",
-    "rules",
-    "scripts",
-    "schemas",
-    "report",
-    "envs",
-    "src",
-]
+from workflow_copy import copy_workflow, planned_jobs
 
 SMALL = {
     "noise": {"levels": [0, 0.2]},
@@ -36,18 +23,6 @@ SMALL = {
 }
 
 pytestmark = pytest.mark.slow
-
-
-def copy_workflow(dest: Path) -> Path:
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / part, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy(src, dest / part)
-    return dest
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True):
@@ -63,19 +38,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True):
     return result
 
 
+def dry_run(workdir: Path, configfile: str) -> str:
+    result = snakemake(workdir, "--configfile", configfile, "-n")
+    return result.stdout + result.stderr
+
+
 def write_config(workdir: Path, name: str, changes: dict) -> str:
     (workdir / name).write_text(yaml.safe_dump(changes))
     return name
-
-
-def planned_jobs(result) -> dict:
-    """Rule name -> job count from the table a dry run prints."""
-    counts = {}
-    for line in (result.stdout + result.stderr).splitlines():
-        match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
-        if match and match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +135,7 @@ def test_second_run_has_nothing_to_do(run_dir):
 def test_new_noise_level_trains_only_its_models(run_dir):
     more = dict(SMALL, noise={"levels": [0, 0.2, 0.4]})
     write_config(run_dir, "more.yaml", more)
-    jobs = planned_jobs(snakemake(run_dir, "--configfile", "more.yaml", "-n"))
+    jobs = planned_jobs(dry_run(run_dir, "more.yaml"))
     assert jobs["train"] == 4  # the new level only: 2 hidden sizes x 2 seeds
     assert jobs["evaluate"] == 4
     assert jobs["noisy_set"] == 1
@@ -177,7 +147,7 @@ def test_changed_epochs_retrains_everything_but_keeps_the_data(run_dir):
     write_config(
         run_dir, "epochs.yaml", dict(SMALL, train={**SMALL["train"], "epochs": 3})
     )
-    jobs = planned_jobs(snakemake(run_dir, "--configfile", "epochs.yaml", "-n"))
+    jobs = planned_jobs(dry_run(run_dir, "epochs.yaml"))
     assert jobs["train"] == 8
     assert "noisy_set" not in jobs and "split" not in jobs
 
