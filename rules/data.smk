@@ -21,6 +21,7 @@ rule get_data:
         path=config["data"].get("path", ""),
         test_path=config["data"].get("test_path", ""),
         competition=config["data"].get("competition", "digit-recognizer"),
+        input_sha256=user_data_fingerprint(),
     script:
         "../scripts/get_data.py"
 

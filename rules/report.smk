@@ -40,6 +40,7 @@ rule report:
             *all_models(f"results/benchmarks/attack/{MODEL_NAME}.tsv"),
         ],
         provenance="data/raw/provenance.json",
+        eval_set="data/processed/eval.npz",
         previews=expand("results/previews/noise_{noise}.png", noise=NOISE_LEVELS),
         submission=["results/submission.json"] if has_test_data() else [],
     output:

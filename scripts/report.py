@@ -15,6 +15,7 @@ def main(smk, logger):
         train_benchmarks=list(smk.input.train_benchmarks),
         all_benchmarks=[*smk.input.train_benchmarks, *smk.input.other_benchmarks],
         provenance_path=smk.input.provenance,
+        eval_set_path=smk.input.eval_set,
         settings=dict(smk.params.settings),
         preview_paths=list(smk.input.previews),
         out_md=smk.output.report,

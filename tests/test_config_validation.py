@@ -126,7 +126,12 @@ REFUSED = {
     "infinite noise level": Case(
         text="noise:\n  levels: [0, .inf]\n",
         key="noise.levels[1]",
-        says=["inf is not allowed; use a finite number >= 0"],
+        says=["inf is greater than the maximum of 100"],
+    ),
+    "huge noise level": Case(
+        {"noise": {"levels": [0, 1e20]}},
+        key="noise.levels[1]",
+        says=["1e+20 is greater than the maximum of 100"],
     ),
     "empty test-noise grid": Case(
         {"evaluation": {"noise_levels": []}},

@@ -52,8 +52,8 @@ def test_split_refuses_fraction_outside_open_interval(digits, fraction):
 
 
 def test_split_refuses_empty_part():
-    with pytest.raises(ValueError, match="both need at least one"):
-        stratified_split(np.arange(10), 0.2, seed=0)  # one row per digit
+    with pytest.raises(ValueError, match="leaves 2 training and 0 eval rows"):
+        stratified_split(np.array([3, 5]), 0.2, seed=0)  # round(0.4) = 0 eval rows
 
 
 def test_level_zero_is_the_clean_set(digits):
@@ -147,3 +147,27 @@ def test_preview_rows_cycle_through_the_digits_present():
     labels = np.array([3, 1, 3, 1, 3, 7])
     assert preview_rows(labels, 5) == [1, 0, 5, 3, 2]
     assert sorted(preview_rows(labels, 50)) == list(range(6))
+
+
+def test_small_files_still_get_their_share_of_eval_rows():
+    from noisy_mnist.datasets import eval_counts
+
+    # 15 rows, at most 2 per digit: rounding per digit would give 0 eval rows
+    counts = np.array([2, 2, 2, 2, 2, 1, 1, 1, 1, 1])
+    n_eval = eval_counts(counts, 0.2)
+    assert n_eval.sum() == 3  # round(0.2 * 15)
+    assert (n_eval <= counts).all()
+    # the shares follow the largest remainders: 0.4 for the digits with 2 rows
+    assert n_eval.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_split_warns_about_missing_digits():
+    from noisy_mnist.datasets import split_warnings
+
+    labels = np.array([1, 1, 1, 2, 2, 3])
+    train_idx, eval_idx = np.array([0, 1, 3, 4]), np.array([2, 5])
+    assert split_warnings(labels, train_idx, eval_idx) == [
+        "the data has no digit 0, 4, 5, 6, 7, 8, 9",
+        "the training part has no digit 0, 3, 4, 5, 6, 7, 8, 9",
+        "the eval part has no digit 0, 2, 4, 5, 6, 7, 8, 9",
+    ]

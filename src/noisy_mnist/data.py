@@ -928,7 +928,7 @@ def _official_client() -> object:
         return KaggleApi()
     except ImportError as exc:
         if exc.name and exc.name.split(".")[0] != "kaggle":
-            missing = f"its dependency {exc.name} is missing: pip install kaggle"
+            missing = f"its dependency {exc.name} is missing: pip install {exc.name}"
             raise KaggleDownloadError(f"kaggle cannot load, {missing}") from None
         raise KaggleDownloadError(
             "the kaggle package is not installed: pip install kaggle "

@@ -22,14 +22,27 @@ class DatasetFileError(ValueError):
     """A dataset ``.npz`` that is corrupt, foreign, or has the wrong shapes."""
 
 
+def eval_counts(class_counts: np.ndarray, eval_fraction: float) -> np.ndarray:
+    """How many rows of each digit go to eval: ``round(eval_fraction * n)`` in all,
+    shared out in proportion to the digits' counts (largest remainder first, then
+    the lower digit), so small files are not rounded down to no eval rows."""
+    ideal = eval_fraction * class_counts
+    counts = np.floor(ideal).astype(int)
+    missing = int(round(eval_fraction * class_counts.sum())) - counts.sum()
+    order = sorted(range(len(ideal)), key=lambda d: (-(ideal[d] - counts[d]), d))
+    for digit in order[:missing]:
+        counts[digit] += 1
+    return np.minimum(counts, class_counts)
+
+
 def stratified_split(
     labels: np.ndarray, eval_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a train part and an eval part with the same label proportions.
 
     Each digit's rows are shuffled by a generator seeded with ``seed`` and the first
-    ``round(eval_fraction * count)`` go to eval. Both index arrays come back sorted,
-    so the parts keep the file's row order.
+    :func:`eval_counts` of them go to eval. Both index arrays come back sorted, so
+    the parts keep the file's row order.
 
     Returns
     -------
@@ -38,20 +51,35 @@ def stratified_split(
     if not 0 < eval_fraction < 1:
         raise ValueError(f"eval_fraction must lie in (0, 1), got {eval_fraction}")
     rng = np.random.default_rng(seed)
+    n_eval = eval_counts(np.bincount(labels, minlength=N_CLASSES), eval_fraction)
     eval_parts = []
     for digit in range(N_CLASSES):
         rows = np.flatnonzero(labels == digit)
-        n_eval = int(round(eval_fraction * len(rows)))
-        eval_parts.append(rng.permutation(rows)[:n_eval])
+        eval_parts.append(rng.permutation(rows)[: n_eval[digit]])
     eval_idx = np.sort(np.concatenate(eval_parts))
     train_idx = np.setdiff1d(np.arange(len(labels)), eval_idx, assume_unique=True)
     if len(eval_idx) == 0 or len(train_idx) == 0:
         raise ValueError(
-            f"splitting {len(labels)} rows with eval_fraction {eval_fraction} leaves "
-            f"{len(train_idx)} training and {len(eval_idx)} eval rows; both need at "
-            "least one: use more data or another split.eval_fraction"
+            f"splitting {len(labels)} rows with split.eval_fraction {eval_fraction} "
+            f"leaves {len(train_idx)} training and {len(eval_idx)} eval rows; both "
+            "need at least one: use more data or another split.eval_fraction"
         )
     return train_idx, eval_idx
+
+
+def split_warnings(labels: np.ndarray, train_idx, eval_idx) -> list[str]:
+    """Plain warnings about digits missing from the data, the train or eval part."""
+    warnings = []
+    for part, rows in (
+        ("data", np.arange(len(labels))),
+        ("training part", train_idx),
+        ("eval part", eval_idx),
+    ):
+        absent = np.flatnonzero(np.bincount(labels[rows], minlength=N_CLASSES) == 0)
+        if len(absent):
+            digits = ", ".join(map(str, absent))
+            warnings.append(f"the {part} has no digit {digits}")
+    return warnings
 
 
 def noise_generator(seed: int, level: float) -> np.random.Generator:

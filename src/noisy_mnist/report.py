@@ -14,7 +14,7 @@ import yaml
 from tabulate import tabulate
 
 from noisy_mnist import figures
-from noisy_mnist.datasets import format_level
+from noisy_mnist.datasets import format_level, load_dataset
 from noisy_mnist.files import write_bytes_atomic
 from noisy_mnist.stats import holm, mcnemar_exact, mean_ci
 
@@ -41,9 +41,32 @@ FIGURES = {
 # ---------------------------------------------------------------------- reading
 
 
-def _load_json(path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+def _load_json(path, required=()) -> dict:
+    """A JSON record, with an error naming the file if it is damaged or incomplete."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({exc}); delete it and rerun"
+        ) from None
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise ValueError(
+            f"{path}: missing {', '.join(missing)}; delete it and rerun to remake it"
+        )
+    return record
+
+
+def _load_model_record(path, required) -> dict:
+    """A per-model JSON file, checked to describe the model its file name says."""
+    record = _load_json(path, ("name", "hidden", "noise", "seed", *required))
+    if record["name"] != Path(path).stem:
+        raise ValueError(
+            f"{path} describes model {record['name']!r}, not {Path(path).stem!r}; "
+            "delete it and rerun to remake it"
+        )
+    return record
 
 
 def _model_key(record: dict) -> tuple[int, float, int]:
@@ -71,10 +94,24 @@ class Results:
     """
 
     def __init__(self, metrics, attacks, histories, benchmarks):
-        records = [_load_json(p) for p in metrics]
+        records = [
+            _load_model_record(
+                p,
+                (
+                    "accuracy",
+                    "n_samples",
+                    "correct",
+                    "noisy_accuracy",
+                    "confusion_matrix",
+                ),
+            )
+            for p in metrics
+        ]
         order = sorted(range(len(records)), key=lambda i: _model_key(records[i]))
         self.records = [records[i] for i in order]
-        self.attack_records = sorted((_load_json(p) for p in attacks), key=_model_key)
+        self.attack_records = sorted(
+            (_load_model_record(p, ("fgsm", "pgd")) for p in attacks), key=_model_key
+        )
         self.history_paths = [histories[i] for i in order]
         self.benchmark_paths = [benchmarks[i] for i in order]
 
@@ -257,6 +294,11 @@ def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
 
 def verdict_sentences(tests: pd.DataFrame, alpha: float) -> list[str]:
     """One plain sentence per hidden size saying what training noise did."""
+    if tests.empty:
+        return [
+            "No comparison possible: the grid needs noise level 0 (the clean-trained "
+            "baseline) and at least one other level in noise.levels."
+        ]
     sentences = []
     for hidden, part in tests.groupby("hidden", sort=True):
         verdicts = set(part["verdict"])
@@ -372,10 +414,14 @@ def write_report(
     out_md,
     out_dir,
     submission_info_path=None,
+    eval_set_path=None,
 ) -> str:
     """Write ``out_md`` and its CSV tables and figures in ``out_dir``; return the
     markdown text."""
     out_dir = Path(out_dir)
+    split_notes = []
+    if eval_set_path is not None:
+        split_notes = load_dataset(eval_set_path)[2].get("warnings", [])
     results = Results(metrics_paths, attack_paths, history_paths, train_benchmarks)
     evaluation = settings["evaluation"]
     confidence = evaluation.get("confidence", 0.95)
@@ -547,9 +593,13 @@ def write_report(
             "## Kaggle submission",
             "",
             f"[{Path(info['path']).name}]({_link(info['path'], out_dir)}): "
-            f"{info['rows']} test digits predicted by the ensemble of "
-            f"{len(info['models'])} seeds of {info['variant']} (averaged "
-            "probabilities).",
+            f"{info['rows']} test digits predicted by "
+            + (
+                f"the ensemble of {len(info['models'])} seeds (averaged probabilities)"
+                if len(info["models"]) > 1
+                else "the single model"
+            )
+            + f" of {info['variant']}.",
             "",
         ]
     lines += [
@@ -576,6 +626,11 @@ def write_report(
             tablefmt="github",
             disable_numparse=True,
         ),
+        "",
+        *[
+            f"**Warning:** {note}; the accuracies above do not cover that digit fairly."
+            for note in split_notes
+        ],
         "",
         "Noise previews (top: clean, bottom: as trained): "
         + ", ".join(f"[{Path(p).stem}]({_link(p, out_dir)})" for p in preview_paths),

@@ -26,11 +26,12 @@ from noisy_mnist.datasets import (
     load_dataset,
     noisy_training_set,
     save_dataset,
+    split_warnings,
     stratified_split,
 )
 from noisy_mnist.evaluation import classification_metrics
 from noisy_mnist.files import save_figure, write_json_atomic, write_text_atomic
-from noisy_mnist.mlp import DTYPE, MLP
+from noisy_mnist.mlp import DTYPE, MLP, ModelFileError
 from noisy_mnist.robustness import adversarial_accuracy, noisy_eval_accuracy
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,15 @@ def split_data(
 
     images, labels = read_kaggle_csv(csv_path, kind="train")
     train_idx, eval_idx = stratified_split(labels, eval_fraction, seed)
-    info = {"source_csv": str(csv_path), "eval_fraction": eval_fraction, "seed": seed}
+    warnings = split_warnings(labels, train_idx, eval_idx)
+    for warning in warnings:
+        logger.warning("%s: %s", csv_path, warning)
+    info = {
+        "source_csv": str(csv_path),
+        "eval_fraction": eval_fraction,
+        "seed": seed,
+        "warnings": warnings,
+    }
     save_dataset(
         train_out,
         images[train_idx],
@@ -363,6 +372,23 @@ def train_model(
 # ---------------------------------------------------------------------- evaluate
 
 
+def load_named_model(model_path) -> tuple[MLP, dict]:
+    """Load a model and check that it is the one its file name says.
+
+    A model copied over another's file would otherwise be scored, and reported,
+    under the wrong hidden size, noise level or seed.
+    """
+    model, info = MLP.load(model_path)
+    expected = Path(model_path).stem
+    if info.get("name") != expected:
+        raise ModelFileError(
+            f"{model_path} holds model {info.get('name')!r} (hidden {info['n_hidden']},"
+            f" noise {info.get('noise')}, seed {info['seed']}), not {expected!r} as "
+            "its name says; delete the file and rerun the pipeline to retrain it"
+        )
+    return model, info
+
+
 def evaluate_model(
     model_path,
     eval_path,
@@ -379,7 +405,7 @@ def evaluate_model(
     images were right (``correct``, a string of 0/1 in eval order, for the paired
     tests) and ``noisy_accuracy``: test-noise level -> accuracy.
     """
-    model, info = MLP.load(model_path)
+    model, info = load_named_model(model_path)
     images, labels, _ = load_dataset(eval_path)
     predicted = model.predict(images.astype(DTYPE) / DTYPE(255))
     metrics = classification_metrics(labels, predicted)
@@ -412,7 +438,7 @@ def attack_model(
     logger: logging.Logger = log,
 ) -> dict:
     """Accuracy of one model under FGSM and PGD attacks at each epsilon."""
-    model, info = MLP.load(model_path)
+    model, info = load_named_model(model_path)
     images, labels, _ = load_dataset(eval_path)
     scores = adversarial_accuracy(model, images, labels, epsilons, pgd_steps)
     result = {k: info[k] for k in ("name", "hidden", "noise")}
@@ -457,7 +483,7 @@ def make_submission(
     hidden, noise = min(key for key, mean in means.items() if mean == best)
     chosen = []
     for path in model_paths:
-        model, info = MLP.load(path)
+        model, info = load_named_model(path)
         if (int(info["hidden"]), float(info["noise"])) == (hidden, noise):
             chosen.append((path, model))
     if not chosen:
