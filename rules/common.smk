@@ -128,6 +128,17 @@ def has_test_data():
     return False
 
 
+def data_setting(source, key):
+    """``data.<key>`` when ``source`` is the configured source, else ""."""
+    data = config["data"]
+    return data.get(key, "") if data["source"] == source else ""
+
+
+def noise_setting(key):
+    """A noise setting for the noisy_set params; 0 at noise level 0, which uses none."""
+    return lambda wc: config["noise"][key] if float(wc.noise) > 0 else 0
+
+
 def user_data_fingerprint():
     """SHA-256 of the user's input files, as a parameter of get_data: a replaced
     file reruns the pipeline even when the copy kept an older modification time."""

@@ -17,10 +17,12 @@ rule get_data:
         mem_mb=2000,
         runtime=30,
     params:
+        # only the settings of the chosen source, so that editing another
+        # source's settings reruns nothing
         source=config["data"]["source"],
-        path=config["data"].get("path", ""),
-        test_path=config["data"].get("test_path", ""),
-        competition=config["data"].get("competition", "digit-recognizer"),
+        path=data_setting("csv", "path"),
+        test_path=data_setting("csv", "test_path"),
+        competition=data_setting("kaggle", "competition"),
         input_sha256=user_data_fingerprint(),
     script:
         "../scripts/get_data.py"
@@ -85,9 +87,10 @@ rule noisy_set:
         runtime=10,
     params:
         level=lambda wc: float(wc.noise),
-        base_std=config["noise"]["base_std"],
+        # level 0 draws no noise: its set must not depend on the noise settings
+        base_std=noise_setting("base_std"),
         mode=config["noise"].get("mode", "replace"),
-        seed=config["noise"].get("seed", 7),
+        seed=noise_setting("seed"),
     script:
         "../scripts/noisy_set.py"
 
@@ -104,6 +107,8 @@ rule preview_noise:
         ),
     log:
         "logs/preview_noise/noise{noise}.log",
+    benchmark:
+        "results/benchmarks/preview_noise/noise{noise}.tsv"
     conda:
         "../envs/pipeline.yaml"
     threads: 1

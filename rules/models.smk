@@ -20,6 +20,9 @@ rule train:
         batch_size=config["train"]["batch_size"],
         learning_rate=config["train"]["learning_rate"],
         optimizer=config["train"].get("optimizer", "adam"),
+        # BLAS sums in a different order with more threads: the last bits of the
+        # weights change, so a new thread count retrains
+        blas_threads=config["train"].get("threads", 1),
     script:
         "../scripts/train.py"
 

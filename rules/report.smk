@@ -71,6 +71,8 @@ rule report:
         confusion=report_figure("confusion_best.png", "confusion.rst", "Accuracy"),
     log:
         "logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         "../envs/pipeline.yaml"
     threads: 1

@@ -198,3 +198,54 @@ def test_pickled_object_array_is_not_loaded(tmp_path):
     np.savez(path, w1=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ModelFileError, match="not a readable model file"):
         MLP.load(path)
+
+
+def test_adam_matches_a_float64_reference():
+    from noisy_mnist.mlp import _adam_step
+
+    rng = np.random.default_rng(0)
+    param = rng.normal(size=(5, 3)).astype(np.float32)
+    reference = param.astype(np.float64)
+    state = [np.zeros_like(param), np.zeros_like(param)]
+    m = np.zeros_like(reference)
+    v = np.zeros_like(reference)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    for t in range(1, 6):
+        grad = rng.normal(size=param.shape)
+        _adam_step(param, grad.astype(np.float32), state, lr, t)
+        # the textbook form: bias-corrected moments, then the step
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad**2
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        reference -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    assert param.dtype == np.float32
+    np.testing.assert_allclose(param, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_input_gradient_of_an_image_ignores_its_batch_mates(small_problem):
+    model, images, labels = small_problem
+    together = model.input_gradient(images, labels)
+    alone = model.input_gradient(images[2:3], labels[2:3])
+    np.testing.assert_allclose(together[2:3], alone, rtol=1e-5, atol=1e-7)
+
+
+def test_predict_refuses_unscaled_pixels():
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2)
+    with pytest.raises(TypeError, match="divide by 255"):
+        model.predict(np.zeros((2, 4), dtype=np.uint8))
+
+
+def test_metadata_cannot_overwrite_the_structure(tmp_path):
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2, seed=5)
+    model.save(tmp_path / "m.npz", metadata={"n_hidden": 99, "format": "x"})
+    _, info = MLP.load(tmp_path / "m.npz")
+    assert info["n_hidden"] == 3
+
+
+def test_metadata_without_sizes_is_refused(tmp_path):
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2)
+    arrays = dict(model.params)
+    arrays["metadata"] = np.array('{"format": "noisy-mnist-mlp/1"}')
+    save_npz_atomic(tmp_path / "m.npz", **arrays)
+    with pytest.raises(ModelFileError, match="lacks valid n_inputs"):
+        MLP.load(tmp_path / "m.npz")

@@ -82,9 +82,17 @@ def split_warnings(labels: np.ndarray, train_idx, eval_idx) -> list[str]:
     return warnings
 
 
-def noise_generator(seed: int, level: float) -> np.random.Generator:
-    """The generator for one noise level: independent per level, same on every run."""
-    return np.random.default_rng([seed, int(round(level * 1_000_000))])
+NOISE_PURPOSES = {"train": 0, "eval": 1}
+
+
+def noise_generator(seed: int, level: float, purpose: str = "train"):
+    """The generator for one noise level and purpose ("train" or "eval").
+
+    Independent per level, the same on every run, and never the same stream for
+    training and eval noise, even when both seeds are set equal.
+    """
+    key = int(round(level * 1_000_000))
+    return np.random.default_rng([seed, key, NOISE_PURPOSES[purpose]])
 
 
 def add_noise(
@@ -142,10 +150,10 @@ def noisy_training_set(
     """
     if mode not in NOISE_MODES:
         raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {mode!r}")
-    noisy = add_noise(images, level, base_std, noise_generator(seed, level))
+    noisy = add_noise(images, level, base_std, noise_generator(seed, level, "train"))
     if mode == "replace":
         return noisy, labels
-    clean = add_noise(images, 0.0, base_std, noise_generator(seed, 0.0))
+    clean = add_noise(images, 0.0, base_std, noise_generator(seed, 0.0, "train"))
     return np.concatenate([clean, noisy]), np.concatenate([labels, labels])
 
 

@@ -11,6 +11,7 @@ Shapes used throughout: ``images`` (n_samples, n_inputs) float32 in [0, 1],
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zipfile
@@ -124,7 +125,14 @@ class MLP:
         return hidden, softmax(logits)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes), computed in slices."""
+        """Class probabilities (n_samples, n_classes), computed in slices.
+
+        ``images`` must be floats scaled to [0, 1]; raw uint8 pixels are refused.
+        """
+        if not np.issubdtype(np.asarray(images[:0]).dtype, np.floating):
+            raise TypeError(
+                f"images must be floats in [0, 1], got {images.dtype}: divide by 255"
+            )
         out = np.empty((len(images), self.n_classes), dtype=DTYPE)
         for start in range(0, len(images), batch_size):
             chunk = np.asarray(images[start : start + batch_size], dtype=DTYPE)
@@ -262,13 +270,14 @@ class MLP:
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Write the weights and ``metadata`` (JSON) to an ``.npz``, atomically."""
+        # the structural keys last, so that metadata cannot contradict the arrays
         info = {
+            **(metadata or {}),
             "format": MODEL_FORMAT,
             "n_inputs": self.n_inputs,
             "n_hidden": self.n_hidden,
             "n_classes": self.n_classes,
             "seed": self.seed,
-            **(metadata or {}),
         }
         arrays = {k: self.params[k] for k in PARAM_NAMES}
         arrays["metadata"] = np.array(json.dumps(info, sort_keys=True))
@@ -306,11 +315,19 @@ class MLP:
             info = json.loads(str(arrays["metadata"]))
         except json.JSONDecodeError:
             raise ModelFileError(f"{path}: model metadata is not valid JSON") from None
+        if not isinstance(info, dict):
+            raise ModelFileError(f"{path}: model metadata is not a JSON object")
         if info.get("format") != MODEL_FORMAT:
             raise ModelFileError(
                 f"{path}: format {info.get('format')!r}, expected {MODEL_FORMAT!r}"
             )
-        n_in, n_hid, n_cls = info["n_inputs"], info["n_hidden"], info["n_classes"]
+        sizes = [info.get(k) for k in ("n_inputs", "n_hidden", "n_classes", "seed")]
+        if not all(isinstance(v, int) and v >= 0 for v in sizes):
+            raise ModelFileError(
+                f"{path}: model metadata lacks valid n_inputs, n_hidden, n_classes "
+                "and seed; delete the file and rerun the pipeline to retrain it"
+            )
+        n_in, n_hid, n_cls = sizes[:3]
         expected = {
             "w1": (n_in, n_hid),
             "b1": (n_hid,),
@@ -343,9 +360,14 @@ def _adam_step(param, grad, state, lr, t, beta1=0.9, beta2=0.999, eps=1e-8):
     m += (1 - beta1) * grad
     v *= beta2
     v += (1 - beta2) * np.square(grad)
-    # bias correction folded into the step size, as in the Adam paper's section 2
-    step_size = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
-    param -= (step_size * m / (np.sqrt(v) + eps)).astype(DTYPE, copy=False)
+    # bias correction folded into the step size, as in the Adam paper's section 2;
+    # a plain Python float keeps the update in float32 (an np.float64 would not)
+    step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    update = np.sqrt(v)
+    update += eps
+    np.divide(m, update, out=update)
+    update *= step_size
+    param -= update
 
 
 def _sgd_step(param, grad, state, lr, t, momentum=0.9):

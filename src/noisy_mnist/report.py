@@ -212,15 +212,16 @@ def grid_table(
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
+def paired_tests(results: Results, alpha: float, confidence: float) -> pd.DataFrame:
     """McNemar's exact test of each noise level against noise 0, per hidden size.
 
     For every seed that both variants share, the two models' right/wrong answers
     on the same eval images are paired; the discordant counts of all seeds are
-    summed (pooled over seeds) and tested. p-values are Holm-corrected across the
-    noise levels of one hidden size. The verdict is "helped" or "hurt" only when
-    the corrected p-value is below ``alpha`` and the accuracy difference has the
-    same sign for every seed pair; otherwise "no detectable difference".
+    summed (pooled over seeds) and tested. p-values are Holm-corrected across all
+    the tests of the report (every hidden size and level). The verdict is "helped"
+    or "hurt" only when the corrected p-value is below ``alpha`` and the accuracy
+    difference has the same sign for every seed pair; otherwise "no detectable
+    difference". The t interval of the per-seed differences is given beside it.
     """
     correct = {
         _model_key(r): np.frombuffer(r["correct"].encode(), np.uint8) == 49
@@ -232,7 +233,6 @@ def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
         base_seeds = {k[2] for k in correct if k[0] == hidden and k[1] == 0}
         if not base_seeds:
             continue
-        part = []
         for level in levels:
             seeds = sorted(
                 base_seeds & {k[2] for k in correct if k[0] == hidden and k[1] == level}
@@ -250,31 +250,29 @@ def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
                 for s in seeds
             ]
             same_sign = max(sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
-            part.append(
+            _, _, low, high = mean_ci([100 * d for d in diffs], confidence)
+            rows.append(
                 {
                     "hidden": hidden,
                     "noise": level,
                     "seeds": len(seeds),
                     "seeds_agreeing": same_sign,
                     "difference_points": 100 * float(np.mean(diffs)),
+                    "difference_ci_low": low,
+                    "difference_ci_high": high,
                     "only_noisy_right": only_noisy,
                     "only_clean_right": only_clean,
                     "p_value": mcnemar_exact(only_noisy, only_clean),
                 }
             )
-        for entry, adjusted in zip(
-            part, holm([e["p_value"] for e in part]), strict=True
-        ):
-            entry["p_holm"] = adjusted
-            # the pooled test sees the images, not the seed-to-seed spread of the
-            # models; a claim also needs every seed pair to point the same way
-            if adjusted >= alpha or entry["seeds_agreeing"] < entry["seeds"]:
-                entry["verdict"] = "no detectable difference"
-            else:
-                entry["verdict"] = (
-                    "helped" if entry["difference_points"] > 0 else "hurt"
-                )
-        rows.extend(part)
+    for entry, adjusted in zip(rows, holm([e["p_value"] for e in rows]), strict=True):
+        entry["p_holm"] = adjusted
+        # the pooled test sees the images, not the seed-to-seed spread of the
+        # models; a claim also needs every seed pair to point the same way
+        if adjusted >= alpha or entry["seeds_agreeing"] < entry["seeds"]:
+            entry["verdict"] = "no detectable difference"
+        else:
+            entry["verdict"] = "helped" if entry["difference_points"] > 0 else "hurt"
     return pd.DataFrame(
         rows,
         columns=[
@@ -283,6 +281,8 @@ def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
             "seeds",
             "seeds_agreeing",
             "difference_points",
+            "difference_ci_low",
+            "difference_ci_high",
             "only_noisy_right",
             "only_clean_right",
             "p_value",
@@ -290,6 +290,12 @@ def paired_tests(results: Results, alpha: float) -> pd.DataFrame:
             "verdict",
         ],
     )
+
+
+def _interval(low: float, high: float) -> str:
+    if math.isnan(low):
+        return "n/a"
+    return f"[{low:+.3f}, {high:+.3f}]"
 
 
 def verdict_sentences(tests: pd.DataFrame, alpha: float) -> list[str]:
@@ -426,7 +432,7 @@ def write_report(
     evaluation = settings["evaluation"]
     confidence = evaluation.get("confidence", 0.95)
     alpha = evaluation.get("alpha", 0.05)
-    tests = paired_tests(results, alpha)
+    tests = paired_tests(results, alpha, confidence)
     provenance = _load_json(provenance_path)
     job_seconds, span_seconds = run_span(all_benchmarks)
 
@@ -493,9 +499,11 @@ def write_report(
         "McNemar's exact test on the same eval images, **pooled over seeds** (the "
         "discordant pairs of the seed-matched models are summed; since the images "
         "repeat across seeds, this test does not see how much models vary from seed "
-        "to seed). p-values are Holm-corrected within each hidden size; alpha = "
+        "to seed). p-values are Holm-corrected across all the tests below; alpha = "
         f"{alpha:g}. A level counts as having helped or hurt only if its corrected "
-        "p-value is below alpha **and** every seed pair moved in the same direction.",
+        "p-value is below alpha **and** every seed pair moved in the same direction. "
+        "The confidence interval is a t interval of the per-seed differences; with "
+        "few seeds it is wide. Intervals in this report are not clipped to [0, 100].",
         "",
         *[f"- {s}" for s in verdict_sentences(tests, alpha)],
         "",
@@ -506,6 +514,7 @@ def write_report(
                     format_level(r.noise),
                     f"{r.seeds_agreeing} of {r.seeds}",
                     f"{r.difference_points:+.3f}",
+                    _interval(r.difference_ci_low, r.difference_ci_high),
                     r.only_noisy_right,
                     r.only_clean_right,
                     f"{r.p_value:.3g}",
@@ -519,6 +528,7 @@ def write_report(
                 "train noise",
                 "seeds agreeing",
                 "Δ accuracy (points)",
+                f"{100 * confidence:g} % CI over seeds",
                 "only noisy right",
                 "only clean right",
                 "p",

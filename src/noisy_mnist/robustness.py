@@ -28,7 +28,7 @@ def noisy_eval_accuracy(
     """
     scores = {}
     for level in levels:
-        noisy = add_noise(images, level, base_std, noise_generator(seed, level))
+        noisy = add_noise(images, level, base_std, noise_generator(seed, level, "eval"))
         scores[float(level)] = float((model.predict(noisy) == labels).mean())
     return scores
 
@@ -60,20 +60,30 @@ def pgd(
     steps: int,
     batch_size: int = 2048,
 ) -> np.ndarray:
-    """Projected gradient descent on the loss, ``steps`` sign steps of size
+    """Projected gradient descent on the loss: ``steps`` sign steps of size
     ``2.5 * epsilon / steps`` from the clean image (no random start, so it is
-    deterministic), each followed by projection onto the epsilon-ball and [0, 1]."""
+    deterministic), each projected onto the epsilon-ball and [0, 1].
+
+    For each image the first iterate that the model gets wrong is kept (else the
+    last), so a later step that happens to undo a success does not count.
+    """
     step_size = 2.5 * epsilon / steps
     out = np.empty_like(images, dtype=DTYPE)
     for start in range(0, len(images), batch_size):
         clean = images[start : start + batch_size]
         y = labels[start : start + batch_size]
+        low, high = np.maximum(clean - epsilon, 0), np.minimum(clean + epsilon, 1)
         x = clean.copy()
+        best = x.copy()
+        fooled = np.zeros(len(y), dtype=bool)
         for _ in range(steps):
             x += step_size * np.sign(model.input_gradient(x, y))
-            np.clip(x, clean - epsilon, clean + epsilon, out=x)
-            np.clip(x, 0, 1, out=x)
-        out[start : start + batch_size] = x
+            np.clip(x, low, high, out=x)
+            wrong = ~fooled & (model.predict(x) != y)
+            best[wrong] = x[wrong]
+            fooled |= wrong
+        best[~fooled] = x[~fooled]
+        out[start : start + batch_size] = best
     return out
 
 

@@ -291,6 +291,7 @@ def train_model(
     learning_rate: float,
     optimizer: str,
     name: str,
+    blas_threads: int = 1,
     logger: logging.Logger = log,
 ) -> MLP:
     """Train one MLP variant on one noisy training set and save weights and history."""
@@ -361,6 +362,7 @@ def train_model(
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "optimizer": optimizer,
+            "blas_threads": blas_threads,
             "n_train": int(len(images)),
             "noise_set": {k: info[k] for k in ("level", "base_std", "mode", "seed")},
         },
