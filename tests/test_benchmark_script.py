@@ -135,6 +135,7 @@ def test_markdown_table_and_list_parsing(bench):
 def test_summary_pools_seeds_and_separates_quiet_epochs(bench):
     def run(seconds, others, accuracy):
         return {
+            "threads": 2,
             "epoch_seconds": seconds,
             "others_cpu": others,
             "accuracy": accuracy,
@@ -147,7 +148,8 @@ def test_summary_pools_seeds_and_separates_quiet_epochs(bench):
         }
 
     summary = bench.summarize(
-        [run([1.0, 2.0, 9.0], [0.0, 0.01, 0.6], 0.95), run([3.0], [None], 0.97)]
+        [run([1.0, 2.0, 9.0], [0.0, 0.01, 0.6], 0.95), run([3.0], [None], 0.97)],
+        cpus=2,
     )
     assert summary["seconds_per_epoch"] == 2.5
     assert summary["first_epoch"] == 2.0
@@ -155,3 +157,13 @@ def test_summary_pools_seeds_and_separates_quiet_epochs(bench):
     assert summary["others_cpu"] == 0.01
     assert summary["accuracy"] == pytest.approx(96.0)
     assert summary["accuracy_sd"] == pytest.approx(2**0.5)
+
+
+def test_an_epoch_is_quiet_when_others_leave_it_its_cores(bench):
+    # 2 threads on 2 CPUs: others may take only the margin
+    assert bench.is_quiet(0.04, threads=2, cpus=2)
+    assert not bench.is_quiet(0.3, threads=2, cpus=2)
+    # 1 thread on 2 CPUs: another process may keep the other core busy
+    assert bench.is_quiet(0.52, threads=1, cpus=2)
+    assert not bench.is_quiet(0.7, threads=1, cpus=2)
+    assert not bench.is_quiet(None, threads=1, cpus=2)
