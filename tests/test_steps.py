@@ -50,3 +50,15 @@ def test_no_baseline_says_so():
         "No comparison possible: the grid needs noise level 0 (the clean-trained "
         "baseline) and at least one other level in noise.levels."
     ]
+
+
+def test_history_and_benchmark_files_are_matched_by_model_name():
+    from noisy_mnist.report import _paths_by_model
+
+    paths = ["b/h8_n0.2_s0.tsv", "b/h8_n0_s0.tsv"]
+    assert _paths_by_model(paths, ".tsv", ["h8_n0_s0", "h8_n0.2_s0"]) == [
+        "b/h8_n0_s0.tsv",
+        "b/h8_n0.2_s0.tsv",
+    ]
+    with pytest.raises(ValueError, match=r"no .tsv file for model\(s\) h8_n0_s1"):
+        _paths_by_model(paths, ".tsv", ["h8_n0_s1"])

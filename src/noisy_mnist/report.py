@@ -86,6 +86,15 @@ def read_benchmark(path) -> dict:
     return row
 
 
+def _paths_by_model(paths, suffix: str, names: list[str]) -> list[str]:
+    """The path named ``<name><suffix>`` for each model name, in ``names`` order."""
+    by_name = {Path(p).name.removesuffix(suffix): p for p in paths}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(f"no {suffix} file for model(s) {', '.join(missing)}")
+    return [by_name[name] for name in names]
+
+
 class Results:
     """Every per-model file of one run, as tidy tables sorted by hidden, noise, seed.
 
@@ -107,13 +116,14 @@ class Results:
             )
             for p in metrics
         ]
-        order = sorted(range(len(records)), key=lambda i: _model_key(records[i]))
-        self.records = [records[i] for i in order]
+        self.records = sorted(records, key=_model_key)
         self.attack_records = sorted(
             (_load_model_record(p, ("fgsm", "pgd")) for p in attacks), key=_model_key
         )
-        self.history_paths = [histories[i] for i in order]
-        self.benchmark_paths = [benchmarks[i] for i in order]
+        # match each model's history and benchmark by file name, not list position
+        names = [r["name"] for r in self.records]
+        self.history_paths = _paths_by_model(histories, ".history.csv", names)
+        self.benchmark_paths = _paths_by_model(benchmarks, ".tsv", names)
 
         self.accuracy = pd.DataFrame(
             [(*_model_key(r), r["accuracy"]) for r in self.records],
