@@ -639,14 +639,20 @@ def timed_fit(
     """``MLP.fit`` with Adam, step by step as in mlp.py, timing each part."""
     clock = time.perf_counter
     parts = defaultdict(float)
-    p = model.params
     labels = np.asarray(labels, dtype=np.intp)
     n = len(labels)
     batch_size = min(batch_size, n)
-    state = {key: [np.zeros_like(v), np.zeros_like(v)] for key, v in p.items()}
-    batch = np.empty((batch_size, model.n_inputs), dtype=module.DTYPE)
+    flat_params, p = module._pack(model.params)
+    model.params = p
+    flat_grads, grads = module._pack(p, empty=True)
+    adam = module._Adam(flat_params, learning_rate)
+    scale = adam.grad_scale
+    dtype = module.DTYPE
+    batch = np.empty((batch_size, model.n_inputs), dtype=dtype)
+    hidden_buf = np.empty((batch_size, model.n_hidden), dtype=dtype)
+    logits_buf = np.empty((batch_size, model.n_classes), dtype=dtype)
+    delta_buf = np.empty((batch_size, model.n_hidden), dtype=dtype)
     epoch_seconds = []
-    t = 0
     for _ in range(epochs):
         e0 = clock()
         order = rng.permutation(n)
@@ -655,60 +661,57 @@ def timed_fit(
         for start in range(0, n, batch_size):
             c0 = clock()
             idx = order[start : start + batch_size]
-            x = batch[: len(idx)]
+            b = len(idx)
+            x = batch[:b]
             np.take(images, idx, axis=0, out=x, **take_kwargs)
             y = labels[idx]
             c1 = clock()
-            hidden = x @ p["w1"]
+            hidden = np.matmul(x, p["w1"], out=hidden_buf[:b])
             c2 = clock()
             hidden += p["b1"]
             np.maximum(hidden, 0, out=hidden)
             c3 = clock()
-            logits = hidden @ p["w2"]
+            logits = np.matmul(hidden, p["w2"], out=logits_buf[:b])
             logits += p["b2"]
             c4 = clock()
             probs = module.softmax(logits)
             c5 = clock()
             loss = module.cross_entropy(probs, y)
             c6 = clock()
-            delta_out = probs.copy()
-            delta_out[np.arange(len(y)), y] -= 1
-            delta_out /= len(y)
+            correct += int(np.count_nonzero(probs.argmax(axis=1) == y))
+            loss_sum += loss * b
             c7 = clock()
-            grads = {"w2": hidden.T @ delta_out, "b2": delta_out.sum(axis=0)}
+            delta_out = probs
+            delta_out[np.arange(b), y] -= 1
+            delta_out *= scale / b
             c8 = clock()
-            delta_hidden = delta_out @ p["w2"].T
+            np.matmul(hidden.T, delta_out, out=grads["w2"])
+            delta_out.sum(axis=0, out=grads["b2"])
             c9 = clock()
-            delta_hidden *= hidden > 0
+            delta_hidden = np.matmul(delta_out, p["w2"].T, out=delta_buf[:b])
             c10 = clock()
-            grads["w1"] = x.T @ delta_hidden
+            delta_hidden *= hidden > 0
             c11 = clock()
-            grads["b1"] = delta_hidden.sum(axis=0)
+            np.matmul(x.T, delta_hidden, out=grads["w1"])
             c12 = clock()
-            loss_sum += loss * len(idx)
-            correct += int((probs.argmax(axis=1) == y).sum())
+            delta_hidden.sum(axis=0, out=grads["b1"])
             c13 = clock()
-            t += 1
-            module._adam_step(p["w1"], grads["w1"], state["w1"], learning_rate, t)
+            adam(flat_grads)
             c14 = clock()
-            for key in ("b1", "w2", "b2"):
-                module._adam_step(p[key], grads[key], state[key], learning_rate, t)
-            c15 = clock()
             parts["gather batch (np.take, labels[idx])"] += c1 - c0
             parts["fwd GEMM x @ w1"] += c2 - c1
             parts["fwd +b1, ReLU"] += c3 - c2
             parts["fwd GEMM hidden @ w2, +b2"] += c4 - c3
             parts["softmax"] += c5 - c4
             parts["cross_entropy"] += c6 - c5
-            parts["bwd delta_out = (probs - onehot)/n"] += c7 - c6
-            parts["bwd GEMM hidden.T @ delta_out, b2 sum"] += c8 - c7
-            parts["bwd GEMM delta_out @ w2.T"] += c9 - c8
-            parts["bwd ReLU mask"] += c10 - c9
-            parts["bwd GEMM x.T @ delta_hidden"] += c11 - c10
-            parts["bwd b1 sum"] += c12 - c11
-            parts["argmax/accuracy, loss sum"] += c13 - c12
-            parts["Adam w1"] += c14 - c13
-            parts["Adam b1, w2, b2"] += c15 - c14
+            parts["argmax/accuracy, loss sum"] += c7 - c6
+            parts["bwd delta_out = (probs - onehot)*scale/n"] += c8 - c7
+            parts["bwd GEMM hidden.T @ delta_out, b2 sum"] += c9 - c8
+            parts["bwd GEMM delta_out @ w2.T"] += c10 - c9
+            parts["bwd ReLU mask"] += c11 - c10
+            parts["bwd GEMM x.T @ delta_hidden"] += c12 - c11
+            parts["bwd b1 sum"] += c13 - c12
+            parts["Adam (all parameters, one flat vector)"] += c14 - c13
         epoch_seconds.append(clock() - e0)
     parts["rest (Python loop, timers)"] = sum(epoch_seconds) - sum(parts.values())
     return dict(parts), epoch_seconds
@@ -724,11 +727,11 @@ PROFILE_GROUPS = {
     "softmax + cross_entropy": ["softmax", "cross_entropy"],
     "other elementwise (bias, ReLU, delta_out, sums)": [
         "fwd +b1, ReLU",
-        "bwd delta_out = (probs - onehot)/n",
+        "bwd delta_out = (probs - onehot)*scale/n",
         "bwd ReLU mask",
         "bwd b1 sum",
     ],
-    "optimizer (Adam updates)": ["Adam w1", "Adam b1, w2, b2"],
+    "optimizer (Adam updates)": ["Adam (all parameters, one flat vector)"],
     "batch gathering (np.take, labels, permutation)": [
         "gather batch (np.take, labels[idx])",
         "permutation",

@@ -114,13 +114,23 @@ class MLP:
 
     # ------------------------------------------------------------------ inference
 
-    def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``hidden`` (n, n_hidden) after ReLU and ``probs`` (n, n_classes)."""
+    def forward(
+        self, images: np.ndarray, work: dict[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``hidden`` (n, n_hidden) after ReLU and ``probs`` (n, n_classes).
+
+        ``work`` may hold preallocated ``hidden`` and ``logits`` buffers with at
+        least n rows; training passes them so that no batch allocates memory.
+        """
         p = self.params
-        hidden = images @ p["w1"]  # (n, hidden)
+        n = len(images)
+        work = work or {}
+        hidden = work["hidden"][:n] if "hidden" in work else None
+        logits = work["logits"][:n] if "logits" in work else None
+        hidden = np.matmul(images, p["w1"], out=hidden)  # (n, hidden)
         hidden += p["b1"]
         np.maximum(hidden, 0, out=hidden)
-        logits = hidden @ p["w2"]  # (n, classes)
+        logits = np.matmul(hidden, p["w2"], out=logits)  # (n, classes)
         logits += p["b2"]
         return hidden, softmax(logits)
 
@@ -147,28 +157,51 @@ class MLP:
 
     def loss_and_grads(
         self, images: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
-        """Mean cross-entropy on one batch, its parameter gradients and the probs."""
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean cross-entropy on one batch and its gradients, one array per parameter.
+
+        This runs the same code as training (:meth:`_backprop`), with fresh arrays.
+        """
+        grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        loss, _ = self._backprop(images, np.asarray(labels, np.intp), grads, scale=1.0)
+        return loss, grads
+
+    def _backprop(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        grads: dict[str, np.ndarray],
+        scale: float,
+        work: dict[str, np.ndarray] | None = None,
+    ) -> tuple[float, int]:
+        """Write ``scale`` times the gradients of the batch's mean loss into ``grads``.
+
+        Returns the mean loss and how many images were classified correctly (before
+        the update). ``scale`` lets the optimizer fold a constant factor into the
+        backward pass, where it costs nothing; ``work`` holds reusable buffers.
+        """
         p = self.params
         n = len(labels)
+        work = work or {}
 
         # forward pass
-        hidden, probs = self.forward(images)
+        hidden, probs = self.forward(images, work)
         loss = cross_entropy(probs, labels)
+        correct = int(np.count_nonzero(probs.argmax(axis=1) == labels))
 
-        # backward pass: d(loss)/d(logits) of softmax + cross-entropy is probs - onehot
-        delta_out = probs.copy()
+        # backward pass: d(loss)/d(logits) of softmax + cross-entropy is
+        # (probs - onehot) / n; probs' buffer is reused for it
+        delta_out = probs
         delta_out[np.arange(n), labels] -= 1
-        delta_out /= n  # (n, classes)
-        grads = {
-            "w2": hidden.T @ delta_out,  # (hidden, classes)
-            "b2": delta_out.sum(axis=0),
-        }
-        delta_hidden = delta_out @ p["w2"].T  # (n, hidden)
+        delta_out *= scale / n  # (n, classes)
+        np.matmul(hidden.T, delta_out, out=grads["w2"])  # (hidden, classes)
+        delta_out.sum(axis=0, out=grads["b2"])
+        delta_hidden = work["delta_hidden"][:n] if "delta_hidden" in work else None
+        delta_hidden = np.matmul(delta_out, p["w2"].T, out=delta_hidden)  # (n, hidden)
         delta_hidden *= hidden > 0  # ReLU passes gradient only where it fired
-        grads["w1"] = images.T @ delta_hidden  # (inputs, hidden)
-        grads["b1"] = delta_hidden.sum(axis=0)
-        return loss, grads, probs
+        np.matmul(images.T, delta_hidden, out=grads["w1"])  # (inputs, hidden)
+        delta_hidden.sum(axis=0, out=grads["b1"])
+        return loss, correct
 
     def input_gradient(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Gradient of each image's own loss with respect to its pixels.
@@ -221,13 +254,18 @@ class MLP:
         labels = np.asarray(labels, dtype=np.intp)
         n = len(labels)
         batch_size = min(batch_size, n)
-        step = _adam_step if optimizer == "adam" else _sgd_step
-        state = {
-            key: [np.zeros_like(v), np.zeros_like(v)] for key, v in self.params.items()
+        # All parameters live in one flat vector, and all gradients in another, so
+        # that the optimizer updates every parameter with one pass per operation.
+        flat_params, self.params = _pack(self.params)
+        flat_grads, grads = _pack(self.params, empty=True)
+        update = (_Adam if optimizer == "adam" else _SGD)(flat_params, learning_rate)
+        work = {  # buffers reused by every batch
+            "batch": np.empty((batch_size, self.n_inputs), dtype=DTYPE),
+            "hidden": np.empty((batch_size, self.n_hidden), dtype=DTYPE),
+            "logits": np.empty((batch_size, self.n_classes), dtype=DTYPE),
+            "delta_hidden": np.empty((batch_size, self.n_hidden), dtype=DTYPE),
         }
-        batch = np.empty((batch_size, self.n_inputs), dtype=DTYPE)
         history = []
-        t = 0
         for epoch in range(1, epochs + 1):
             start_time = time.perf_counter()
             order = rng.permutation(n)
@@ -235,16 +273,13 @@ class MLP:
             correct = 0
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                # gather into a reused buffer instead of allocating one per batch
-                x = batch[: len(idx)]
+                x = work["batch"][: len(idx)]
                 np.take(images, idx, axis=0, out=x)
                 y = labels[idx]
-                loss, grads, probs = self.loss_and_grads(x, y)
+                loss, hits = self._backprop(x, y, grads, update.grad_scale, work)
                 loss_sum += loss * len(idx)
-                correct += int((probs.argmax(axis=1) == y).sum())
-                t += 1
-                for key, param in self.params.items():
-                    step(param, grads[key], state[key], learning_rate, t)
+                correct += hits
+                update(flat_grads)
             seconds = time.perf_counter() - start_time
             record = EpochRecord(
                 epoch=epoch,
@@ -353,26 +388,80 @@ class MLP:
         return model, info
 
 
-def _adam_step(param, grad, state, lr, t, beta1=0.9, beta2=0.999, eps=1e-8):
-    """One in-place Adam update; ``state`` holds the first and second moments."""
-    m, v = state
-    m *= beta1
-    m += (1 - beta1) * grad
-    v *= beta2
-    v += (1 - beta2) * np.square(grad)
-    # bias correction folded into the step size, as in the Adam paper's section 2;
-    # a plain Python float keeps the update in float32 (an np.float64 would not)
-    step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-    update = np.sqrt(v)
-    update += eps
-    np.divide(m, update, out=update)
-    update *= step_size
-    param -= update
+def _pack(
+    arrays: dict[str, np.ndarray], empty: bool = False
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One flat float32 vector and, per name, a view of it shaped like ``arrays``.
+
+    The views hold copies of ``arrays`` unless ``empty``.
+    """
+    flat = np.empty(sum(a.size for a in arrays.values()), dtype=DTYPE)
+    views = {}
+    offset = 0
+    for name, array in arrays.items():
+        view = flat[offset : offset + array.size].reshape(array.shape)
+        if not empty:
+            view[...] = array
+        views[name] = view
+        offset += array.size
+    return flat, views
 
 
-def _sgd_step(param, grad, state, lr, t, momentum=0.9):
-    """One in-place SGD update with classical momentum (state[0] is the velocity)."""
-    velocity = state[0]
-    velocity *= momentum
-    velocity -= lr * grad
-    param += velocity
+class _Adam:
+    """Adam (Kingma and Ba, 2015) on one flat float32 vector, updated in place.
+
+    It asks the backward pass for gradients already multiplied by
+    ``grad_scale = 1 - beta1`` and keeps the second moment multiplied by
+    ``(1 - beta1)**2 / (1 - beta2)``. Both moment updates then need no separate
+    scaling pass, and every update is ten passes over the parameters with no
+    temporary arrays. The result equals the textbook update (the tests check it
+    against a float64 version of it); bias correction is folded into the step
+    size, as in section 2 of the paper.
+    """
+
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.params, self.lr = params, lr
+        self.beta1, self.beta2 = beta1, beta2
+        self.grad_scale = 1 - beta1
+        # sqrt(true second moment) = sqrt(stored one) * ratio
+        self._ratio = math.sqrt(1 - beta2) / (1 - beta1)
+        self._eps = eps / self._ratio
+        self.m = np.zeros_like(params)
+        self.v = np.zeros_like(params)
+        self._work = np.empty_like(params)
+        self.t = 0
+
+    def __call__(self, scaled_grad: np.ndarray) -> None:
+        m, v, work = self.m, self.v, self._work
+        self.t += 1
+        m *= self.beta1
+        m += scaled_grad
+        v *= self.beta2
+        np.square(scaled_grad, out=work)
+        v += work
+        # plain Python floats keep the update in float32 (an np.float64 would not)
+        bias = math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        step_size = self.lr * bias / self._ratio
+        np.sqrt(v, out=work)
+        work += self._eps
+        np.divide(m, work, out=work)
+        work *= step_size
+        self.params -= work
+
+
+class _SGD:
+    """SGD with classical momentum on one flat float32 vector, in place.
+
+    The gradient arrives multiplied by ``grad_scale = -lr``, so the velocity update
+    is ``v = momentum * v + scaled_grad``, with no scaling pass.
+    """
+
+    def __init__(self, params, lr, momentum=0.9):
+        self.params, self.momentum = params, momentum
+        self.grad_scale = -lr
+        self.velocity = np.zeros_like(params)
+
+    def __call__(self, scaled_grad: np.ndarray) -> None:
+        self.velocity *= self.momentum
+        self.velocity += scaled_grad
+        self.params += self.velocity
