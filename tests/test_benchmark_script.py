@@ -1,4 +1,4 @@
-"""The pure helpers of benchmarks/train_speed.py (no training, no timing)."""
+"""benchmarks/train_speed.py: pure helpers and the profile's copy of fit (no timing)."""
 
 import importlib.util
 from pathlib import Path
@@ -167,3 +167,29 @@ def test_an_epoch_is_quiet_when_others_leave_it_its_cores(bench):
     assert bench.is_quiet(0.52, threads=1, cpus=2)
     assert not bench.is_quiet(0.7, threads=1, cpus=2)
     assert not bench.is_quiet(None, threads=1, cpus=2)
+
+
+def test_the_profiles_timed_copy_of_fit_trains_bit_identically(bench):
+    # the profile is only trustworthy while timed_fit does exactly what fit does
+    from noisy_mnist import mlp
+
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, size=(50, 16)).astype(np.float32)
+    labels = rng.integers(0, 3, size=50)
+    options = {"epochs": 2, "batch_size": 8, "learning_rate": 0.01}
+    plain = mlp.MLP(n_hidden=5, n_inputs=16, n_classes=3, seed=4)
+    plain.fit(images, labels, rng=np.random.default_rng(6), **options)
+    timed = mlp.MLP(n_hidden=5, n_inputs=16, n_classes=3, seed=4)
+    parts, epoch_seconds = bench.timed_fit(
+        mlp,
+        timed,
+        images,
+        labels,
+        rng=np.random.default_rng(6),
+        take_kwargs={},
+        **options,
+    )
+    assert len(epoch_seconds) == 2
+    assert "Adam (all parameters, one flat vector)" in parts
+    for key in mlp.PARAM_NAMES:
+        np.testing.assert_array_equal(timed.params[key], plain.params[key])

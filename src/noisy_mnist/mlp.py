@@ -97,6 +97,27 @@ class MLP:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.params:
             self.params = self._initial_params(np.random.default_rng(self.seed))
+        expected = self._shapes()
+        if set(self.params) != set(expected):
+            raise ValueError(
+                f"params must have exactly the keys {', '.join(PARAM_NAMES)}, "
+                f"got {', '.join(sorted(self.params))}"
+            )
+        for key, shape in expected.items():
+            value = self.params[key]
+            if value.shape != shape or value.dtype != DTYPE:
+                raise ValueError(
+                    f"params[{key!r}] must be float32 with shape {shape}, got "
+                    f"{value.dtype} with shape {value.shape}"
+                )
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        return {
+            "w1": (self.n_inputs, self.n_hidden),
+            "b1": (self.n_hidden,),
+            "w2": (self.n_hidden, self.n_classes),
+            "b2": (self.n_classes,),
+        }
 
     def _initial_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # Glorot-uniform: the bound keeps the activations' variance roughly constant
@@ -240,6 +261,10 @@ class MLP:
         :class:`EpochRecord` per epoch (the pipeline logs it). Raises
         :class:`TrainingDivergedError` naming ``name`` and the epoch if the loss or
         a weight becomes NaN or infinite.
+
+        Training first copies the parameters into one buffer: afterwards
+        ``self.params`` is a new dict of views into it, and arrays taken from the
+        old dict are no longer updated.
         """
         if optimizer not in OPTIMIZERS:
             raise ValueError(
@@ -258,6 +283,8 @@ class MLP:
         # that the optimizer updates every parameter with one pass per operation.
         flat_params, self.params = _pack(self.params)
         flat_grads, grads = _pack(self.params, empty=True)
+        # the optimizer chooses the factor (grad_scale) that _backprop multiplies the
+        # gradients by before writing them into ``grads``
         update = (_Adam if optimizer == "adam" else _SGD)(flat_params, learning_rate)
         work = {  # buffers reused by every batch
             "batch": np.empty((batch_size, self.n_inputs), dtype=DTYPE),
@@ -363,26 +390,17 @@ class MLP:
                 "and seed; delete the file and rerun the pipeline to retrain it"
             )
         n_in, n_hid, n_cls = sizes[:3]
-        expected = {
-            "w1": (n_in, n_hid),
-            "b1": (n_hid,),
-            "w2": (n_hid, n_cls),
-            "b2": (n_cls,),
-        }
-        for key, shape in expected.items():
-            if arrays[key].shape != shape or arrays[key].dtype != DTYPE:
-                raise ModelFileError(
-                    f"{path}: {key} has shape {arrays[key].shape} and dtype "
-                    f"{arrays[key].dtype}, expected {shape} float32"
-                )
         params = {k: arrays[k] for k in PARAM_NAMES}
-        model = cls(
-            n_hidden=n_hid,
-            n_inputs=n_in,
-            n_classes=n_cls,
-            seed=info["seed"],
-            params=params,
-        )
+        try:
+            model = cls(
+                n_hidden=n_hid,
+                n_inputs=n_in,
+                n_classes=n_cls,
+                seed=info["seed"],
+                params=params,
+            )
+        except ValueError as exc:  # a shape or dtype that the sizes contradict
+            raise ModelFileError(f"{path}: {exc}") from None
         if not model.weights_finite():
             raise ModelFileError(f"{path}: weights contain NaN or infinity")
         return model, info
@@ -393,9 +411,9 @@ def _pack(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One flat float32 vector and, per name, a view of it shaped like ``arrays``.
 
-    The views hold copies of ``arrays`` unless ``empty``.
+    The views hold copies of ``arrays``, or zeros if ``empty``.
     """
-    flat = np.empty(sum(a.size for a in arrays.values()), dtype=DTYPE)
+    flat = np.zeros(sum(a.size for a in arrays.values()), dtype=DTYPE)
     views = {}
     offset = 0
     for name, array in arrays.items():
@@ -410,43 +428,47 @@ def _pack(
 class _Adam:
     """Adam (Kingma and Ba, 2015) on one flat float32 vector, updated in place.
 
+    The update is the one in section 2 of the paper, as scikit-learn applies it:
+    bias correction folded into the step size, ``eps`` added to the uncorrected
+    ``sqrt(v)``. For gradients much larger than ``eps`` this equals the textbook
+    form ``m_hat / (sqrt(v_hat) + eps)``; for gradients near ``eps`` it takes
+    smaller steps early on.
+
     It asks the backward pass for gradients already multiplied by
     ``grad_scale = 1 - beta1`` and keeps the second moment multiplied by
     ``(1 - beta1)**2 / (1 - beta2)``. Both moment updates then need no separate
     scaling pass, and every update is ten passes over the parameters with no
-    temporary arrays. The result equals the textbook update (the tests check it
-    against a float64 version of it); bias correction is folded into the step
-    size, as in section 2 of the paper.
+    temporary arrays. The tests check it against a float64 version of the update.
     """
 
-    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.params, self.lr = params, lr
+    def __init__(self, flat_params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.flat_params, self.lr = flat_params, lr
         self.beta1, self.beta2 = beta1, beta2
         self.grad_scale = 1 - beta1
         # sqrt(true second moment) = sqrt(stored one) * ratio
         self._ratio = math.sqrt(1 - beta2) / (1 - beta1)
         self._eps = eps / self._ratio
-        self.m = np.zeros_like(params)
-        self.v = np.zeros_like(params)
-        self._work = np.empty_like(params)
+        self.m = np.zeros_like(flat_params)
+        self.v = np.zeros_like(flat_params)
+        self._scratch = np.empty_like(flat_params)
         self.t = 0
 
     def __call__(self, scaled_grad: np.ndarray) -> None:
-        m, v, work = self.m, self.v, self._work
+        m, v, scratch = self.m, self.v, self._scratch
         self.t += 1
         m *= self.beta1
         m += scaled_grad
         v *= self.beta2
-        np.square(scaled_grad, out=work)
-        v += work
+        np.square(scaled_grad, out=scratch)
+        v += scratch
         # plain Python floats keep the update in float32 (an np.float64 would not)
         bias = math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         step_size = self.lr * bias / self._ratio
-        np.sqrt(v, out=work)
-        work += self._eps
-        np.divide(m, work, out=work)
-        work *= step_size
-        self.params -= work
+        np.sqrt(v, out=scratch)
+        scratch += self._eps
+        np.divide(m, scratch, out=scratch)
+        scratch *= step_size
+        self.flat_params -= scratch
 
 
 class _SGD:
@@ -456,12 +478,12 @@ class _SGD:
     is ``v = momentum * v + scaled_grad``, with no scaling pass.
     """
 
-    def __init__(self, params, lr, momentum=0.9):
-        self.params, self.momentum = params, momentum
+    def __init__(self, flat_params, lr, momentum=0.9):
+        self.flat_params, self.momentum = flat_params, momentum
         self.grad_scale = -lr
-        self.velocity = np.zeros_like(params)
+        self.velocity = np.zeros_like(flat_params)
 
     def __call__(self, scaled_grad: np.ndarray) -> None:
         self.velocity *= self.momentum
         self.velocity += scaled_grad
-        self.params += self.velocity
+        self.flat_params += self.velocity
