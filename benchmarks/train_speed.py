@@ -3,13 +3,17 @@
 
 One run trains every engine on the same Kaggle-sized training set (42,000 rows by
 default) with the same shape (784 -> hidden -> 10, ReLU, softmax), optimizer
-(Adam), learning rate, batch size and number of epochs, and prints per engine:
+(Adam), learning rate, batch size, number of epochs and number of cores. With T
+threads, ``ours`` is ``MLP.fit(workers=T)`` (T processes with one BLAS thread each,
+as the pipeline trains with ``train.threads: T``) and ``ours-1proc`` is one process
+with T BLAS threads. It prints per engine:
 
 * seconds per epoch (median over the epochs, and over the seeds with ``--seeds``),
 * accuracy on the same held-out real digits after the same number of epochs,
 * peak resident memory of the training process: each engine runs in a subprocess
   of its own and reports the kernel's high-water mark (VmHWM), which counts what
-  BLAS and the frameworks allocate outside Python's allocator too,
+  BLAS and the frameworks allocate outside Python's allocator too (plus, for ours
+  with worker processes, the largest worker's peak, so shared pages count twice),
 * the ratios to ours, and the achieved GFLOP/s next to the machine's float32
   matrix-product throughput, so the distance to the hardware's limit is visible.
 
@@ -34,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,7 +61,7 @@ if str(REPO / "src") not in sys.path:
 SIDE = 28
 N_INPUTS = SIDE * SIDE
 N_CLASSES = 10
-ENGINES = ("ours", "torch", "sklearn", "ours-alt")
+ENGINES = ("ours", "ours-1proc", "torch", "sklearn", "ours-alt")
 MiB = 2**20
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -308,8 +314,9 @@ def load_mlp_module(alt_file: str | None):
 class OtherLoad:
     """Share of the machine's CPU time that other processes took, per interval.
 
-    From /proc/stat (all CPUs, steal included) minus this process's own CPU time,
-    divided by wall time x CPUs.  Linux only; elsewhere the shares are None.
+    From /proc/stat (all CPUs, steal included) minus the CPU time of this process and
+    its running children, divided by wall time x CPUs.  Linux only; elsewhere the
+    shares are None.
     """
 
     def __init__(self):
@@ -325,7 +332,26 @@ class OtherLoad:
             return None
         idle = ticks[3] + ticks[4]  # idle, iowait
         busy = (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
-        return busy, sum(os.times()[:2]), time.perf_counter()
+        own = sum(os.times()[:2]) + OtherLoad._live_children_seconds()
+        return busy, own, time.perf_counter()
+
+    @staticmethod
+    def _live_children_seconds() -> float:
+        """CPU time of this process's running children (training workers): theirs
+        is our own work, not other processes' load."""
+        try:
+            pids = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+        except OSError:
+            return 0.0
+        seconds = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # it ended in between
+            # utime and stime are fields 14 and 15 of stat, 12 and 13 after ")"
+            seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return seconds
 
     def mark(self) -> None:
         now = self._sample()
@@ -338,9 +364,12 @@ class OtherLoad:
         self.last = now
 
 
-def train_ours(data, args, module) -> dict:
+def train_ours(data, args, module, workers: int) -> dict:
+    """Our MLP with ``workers`` processes (1: one process, BLAS gets the threads)."""
     model = module.MLP(n_hidden=args.hidden, seed=args.seed)
     load = OtherLoad()
+    # an --alt-mlp copy from before worker processes has no such argument
+    accepts_workers = "workers" in inspect.signature(model.fit).parameters
     history = model.fit(
         data["train_x"],
         data["train_y"],
@@ -350,13 +379,18 @@ def train_ours(data, args, module) -> dict:
         optimizer="adam",
         rng=np.random.default_rng(args.seed),
         on_epoch=lambda record: load.mark(),
+        **({"workers": workers} if accepts_workers else {}),
     )
+    if workers > 1 and accepts_workers and module.parallel.supported():
+        how = f"{workers} worker processes, 1 BLAS thread each"
+    else:
+        how = "one process"
     return {
         "epoch_seconds": [record.seconds for record in history],
         "others_cpu": load.shares,
         "final_loss": history[-1].loss,
         "accuracy": float(np.mean(model.predict(data["test_x"]) == data["test_y"])),
-        "timing": "EpochRecord.seconds of each epoch of MLP.fit",
+        "timing": f"EpochRecord.seconds of each epoch of MLP.fit ({how})",
         "backend": f"numpy {np.__version__}",
     }
 
@@ -525,7 +559,7 @@ def child_main(args) -> None:
         elif task == "matmul":
             result.update(measure_matmul(args))
         else:
-            if task in ("ours", "ours-alt", "profile"):
+            if task in ("ours", "ours-1proc", "ours-alt", "profile"):
                 alt = task == "ours-alt" or (
                     task == "profile" and args.profile == "alt"
                 )
@@ -539,14 +573,20 @@ def child_main(args) -> None:
             data = {k: np.load(folder / f"{k}.npy") for k in DATA_KEYS}
             result["rss_after_data"] = memory_bytes()["VmRSS"]
             if task in ("ours", "ours-alt"):
-                result.update(train_ours(data, args, module))
+                result.update(train_ours(data, args, module, workers=args.threads))
+            elif task == "ours-1proc":
+                result.update(train_ours(data, args, module, workers=1))
             elif task == "torch":
                 result.update(train_torch(data, args))
             elif task == "sklearn":
                 result.update(train_sklearn(data, args))
             else:
                 result.update(profile_ours(data, args, module))
-            result["peak_rss"] = memory_bytes()["VmHWM"]
+            # with worker processes, add the largest one's peak; the pages they
+            # share with this process (the training set) then count twice
+            workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            result["workers_peak_rss"] = workers_peak * 1024  # Linux gives KiB
+            result["peak_rss"] = memory_bytes()["VmHWM"] + result["workers_peak_rss"]
             result["blas"] = blas_summary()
     except ImportError as exc:
         result["skipped"] = f"{type(exc).__name__}: {exc}"
@@ -642,11 +682,13 @@ def timed_fit(
     labels = np.asarray(labels, dtype=np.intp)
     n = len(labels)
     batch_size = min(batch_size, n)
-    flat_params, p = module._pack(model.params)
-    model.params = p
-    flat_grads, grads = module._pack(p, empty=True)
+    size = sum(v.size for v in model.params.values())
+    flat_params = np.zeros(size, dtype=module.DTYPE)
+    p = model.params = module._views(flat_params, model.params, copy=True)
+    flat_grads = np.zeros(size, dtype=module.DTYPE)
+    grads = module._views(flat_grads, p, copy=False)
     adam = module._Adam(flat_params, learning_rate)
-    scale = adam.grad_scale
+    scale = adam.grad_scale * 1.0  # fit: grad_scale * (rows / batch rows)
     dtype = module.DTYPE
     batch = np.empty((batch_size, model.n_inputs), dtype=dtype)
     hidden_buf = np.empty((batch_size, model.n_hidden), dtype=dtype)
@@ -843,7 +885,11 @@ def parse_args(argv=None):
     add("--holdout", type=int, default=1000, help="real digits held out (1000)")
     add("--threads", default=str(cores), help=f"thread counts, e.g. 2,1 ({cores})")
     add("--seeds", default="0", help="seeds, e.g. 0,1,2; one run per engine each (0)")
-    add("--engines", default="ours,torch,sklearn", help=f"subset of {ENGINES}")
+    add(
+        "--engines",
+        default="ours,ours-1proc,torch,sklearn",
+        help=f"subset of {ENGINES}",
+    )
     add("--alt-mlp", metavar="FILE", help="modified copy of mlp.py: engine ours-alt")
     add(
         "--sklearn-timing",
@@ -953,6 +999,8 @@ def main(argv=None) -> None:
             # seeds outside, engines inside: a burst of load from other processes
             # then spreads over all engines instead of hitting one of them
             runs = {engine: [] for engine in engines}
+            if threads == 1:  # one thread: ours is already one process
+                runs.pop("ours-1proc", None)
             for seed in args.seed_list:
                 for engine in [e for e in engines if e in runs]:
                     progress(f"{engine}, {threads} thread(s), seed {seed}")

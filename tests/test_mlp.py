@@ -1,10 +1,18 @@
 """The MLP: gradients against finite differences, learning, saving and loading."""
 
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
+from noisy_mnist import parallel
 from noisy_mnist.files import save_npz_atomic
 from noisy_mnist.mlp import MLP, ModelFileError, TrainingDivergedError
+
+needs_workers = pytest.mark.skipif(
+    not parallel.supported(), reason="worker processes need Linux on x86-64"
+)
 
 
 def _loss64(model, images, labels):
@@ -266,7 +274,16 @@ def _reference_fit(model, images, labels, epochs, batch_size, lr, optimizer, see
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_fit_follows_a_float64_reference_training_run(optimizer):
+@pytest.mark.parametrize(
+    "workers",
+    [
+        1,
+        pytest.param(2, marks=needs_workers),
+        # the last batch (5 rows) leaves the third of 3 workers empty-handed
+        pytest.param(3, marks=needs_workers),
+    ],
+)
+def test_fit_follows_a_float64_reference_training_run(optimizer, workers):
     # several epochs of real updates, with a partial last batch, compared with an
     # independent float64 implementation fed the same batch order
     rng = np.random.default_rng(8)
@@ -282,6 +299,7 @@ def test_fit_follows_a_float64_reference_training_run(optimizer):
         learning_rate=0.01,
         optimizer=optimizer,
         rng=np.random.default_rng(5),
+        workers=workers,
     )
     initial = MLP(n_hidden=6, n_inputs=12, n_classes=4, seed=2).params
     for key, value in expected.items():
@@ -347,3 +365,85 @@ def test_metadata_without_sizes_is_refused(tmp_path):
     save_npz_atomic(tmp_path / "m.npz", **arrays)
     with pytest.raises(ModelFileError, match="lacks valid n_inputs"):
         MLP.load(tmp_path / "m.npz")
+
+
+def _fit_small(workers, epochs=2, **kwargs):
+    rng = np.random.default_rng(12)
+    images = rng.uniform(0, 1, size=(60, 10)).astype(np.float32)
+    labels = rng.integers(0, 3, size=60)
+    model = MLP(n_hidden=7, n_inputs=10, n_classes=3, seed=3)
+    history = model.fit(
+        images,
+        labels,
+        epochs=epochs,
+        batch_size=16,
+        learning_rate=0.01,
+        rng=np.random.default_rng(4),
+        workers=workers,
+        **kwargs,
+    )
+    return model, history
+
+
+@needs_workers
+def test_workers_give_the_same_weights_run_after_run():
+    first, history = _fit_small(workers=2)
+    second, _ = _fit_small(workers=2)
+    for key in first.params:
+        np.testing.assert_array_equal(first.params[key], second.params[key])
+    # statistics come from both workers: the loss matches one process's
+    single, single_history = _fit_small(workers=1)
+    assert history[-1].loss == pytest.approx(single_history[-1].loss, rel=1e-4)
+    assert history[-1].train_accuracy == single_history[-1].train_accuracy
+    assert multiprocessing.active_children() == []
+
+
+@needs_workers
+def test_a_failing_worker_stops_training_with_its_error(monkeypatch):
+    parent = os.getpid()
+    backprop = MLP._backprop
+
+    def fail_in_workers(self, *args, **kwargs):
+        if os.getpid() != parent:
+            raise MemoryError("simulated out of memory")
+        return backprop(self, *args, **kwargs)
+
+    monkeypatch.setattr(MLP, "_backprop", fail_in_workers)
+    with pytest.raises(
+        parallel.WorkerError,
+        match="training worker 1 stopped: MemoryError: simulated out of memory",
+    ):
+        _fit_small(workers=2)
+    assert multiprocessing.active_children() == []
+
+
+@needs_workers
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_divergence_with_workers_stops_them_too():
+    model = MLP(n_hidden=3, n_inputs=4, n_classes=2, seed=0)
+    model.params["w1"][:] = np.inf
+    with pytest.raises(TrainingDivergedError, match="diverged in epoch 1"):
+        model.fit(
+            np.ones((8, 4), dtype=np.float32),
+            np.zeros(8, dtype=int),
+            epochs=3,
+            batch_size=4,
+            learning_rate=0.1,
+            rng=np.random.default_rng(0),
+            workers=2,
+        )
+    assert multiprocessing.active_children() == []
+
+
+def test_without_worker_support_training_stays_in_one_process(monkeypatch):
+    single, _ = _fit_small(workers=1)
+    monkeypatch.setattr(parallel, "supported", lambda: False)
+    fallback, _ = _fit_small(workers=4)
+    for key in single.params:
+        np.testing.assert_array_equal(single.params[key], fallback.params[key])
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, "2"])
+def test_workers_must_be_a_positive_integer(workers):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        _fit_small(workers=workers)

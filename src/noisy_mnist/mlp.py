@@ -10,6 +10,7 @@ Shapes used throughout: ``images`` (n_samples, n_inputs) float32 in [0, 1],
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from noisy_mnist import parallel
 from noisy_mnist.files import save_npz_atomic
 
 DTYPE = np.float32
@@ -254,6 +257,7 @@ class MLP:
         rng: np.random.Generator,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         name: str = "model",
+        workers: int = 1,
     ) -> list[EpochRecord]:
         """Train on ``images`` (n, n_inputs) float32 and ``labels`` (n,).
 
@@ -261,6 +265,10 @@ class MLP:
         :class:`EpochRecord` per epoch (the pipeline logs it). Raises
         :class:`TrainingDivergedError` naming ``name`` and the epoch if the loss or
         a weight becomes NaN or infinite.
+
+        ``workers`` > 1 splits every mini-batch over that many processes, each
+        with one BLAS thread (see :mod:`noisy_mnist.parallel`); give each a core.
+        Where worker processes are unsupported, training stays in one process.
 
         Training first copies the parameters into one buffer: afterwards
         ``self.params`` is a new dict of views into it, and arrays taken from the
@@ -276,53 +284,42 @@ class MLP:
             raise ValueError(
                 f"images must have shape (n, {self.n_inputs}), got {images.shape}"
             )
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
         labels = np.asarray(labels, dtype=np.intp)
         n = len(labels)
         batch_size = min(batch_size, n)
-        # All parameters live in one flat vector, and all gradients in another, so
-        # that the optimizer updates every parameter with one pass per operation.
-        flat_params, self.params = _pack(self.params)
-        flat_grads, grads = _pack(self.params, empty=True)
-        # the optimizer chooses the factor (grad_scale) that _backprop multiplies the
-        # gradients by before writing them into ``grads``
-        update = (_Adam if optimizer == "adam" else _SGD)(flat_params, learning_rate)
-        work = {  # buffers reused by every batch
-            "batch": np.empty((batch_size, self.n_inputs), dtype=DTYPE),
-            "hidden": np.empty((batch_size, self.n_hidden), dtype=DTYPE),
-            "logits": np.empty((batch_size, self.n_classes), dtype=DTYPE),
-            "delta_hidden": np.empty((batch_size, self.n_hidden), dtype=DTYPE),
-        }
+        workers = min(workers, batch_size) if parallel.supported() else 1
+        trainer = _Trainer(self, images, labels, batch_size, optimizer, learning_rate)
+        trainer.share(workers)
         history = []
-        for epoch in range(1, epochs + 1):
-            start_time = time.perf_counter()
-            order = rng.permutation(n)
-            loss_sum = 0.0
-            correct = 0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                x = work["batch"][: len(idx)]
-                np.take(images, idx, axis=0, out=x)
-                y = labels[idx]
-                loss, hits = self._backprop(x, y, grads, update.grad_scale, work)
-                loss_sum += loss * len(idx)
-                correct += hits
-                update(flat_grads)
-            seconds = time.perf_counter() - start_time
-            record = EpochRecord(
-                epoch=epoch,
-                loss=loss_sum / n,
-                train_accuracy=correct / n,
-                seconds=seconds,
-                samples_per_second=n / seconds if seconds > 0 else float("inf"),
-            )
-            if not np.isfinite(record.loss) or not self.weights_finite():
-                raise TrainingDivergedError(
-                    f"{name}: training diverged in epoch {epoch} (loss {record.loss}); "
-                    "lower train.learning_rate and rerun"
+        # worker processes run BLAS single-threaded, so that workers = cores
+        blas = threadpool_limits(1) if workers > 1 else contextlib.nullcontext()
+        with blas, trainer.team(epochs) as barrier:
+            for epoch in range(1, epochs + 1):
+                start_time = time.perf_counter()
+                trainer.order[:] = rng.permutation(n)
+                barrier.wait()  # the other workers start the epoch
+                trainer.run_epoch(0, barrier)
+                barrier.wait()  # every worker has written its statistics
+                loss_sum, correct = trainer.stats.sum(axis=0)
+                seconds = time.perf_counter() - start_time
+                record = EpochRecord(
+                    epoch=epoch,
+                    loss=float(loss_sum) / n,
+                    train_accuracy=int(correct) / n,
+                    seconds=seconds,
+                    samples_per_second=n / seconds if seconds > 0 else float("inf"),
                 )
-            history.append(record)
-            if on_epoch is not None:
-                on_epoch(record)
+                if not np.isfinite(record.loss) or not self.weights_finite():
+                    raise TrainingDivergedError(
+                        f"{name}: training diverged in epoch {epoch} "
+                        f"(loss {record.loss}); lower train.learning_rate and rerun"
+                    )
+                history.append(record)
+                if on_epoch is not None:
+                    on_epoch(record)
+        trainer.unshare()
         return history
 
     def weights_finite(self) -> bool:
@@ -406,23 +403,149 @@ class MLP:
         return model, info
 
 
-def _pack(
-    arrays: dict[str, np.ndarray], empty: bool = False
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One flat float32 vector and, per name, a view of it shaped like ``arrays``.
+class _Trainer:
+    """The state of one :meth:`MLP.fit` call, shared by all its workers.
 
-    The views hold copies of ``arrays``, or zeros if ``empty``.
+    All parameters live in one flat vector, and each worker's gradients in another,
+    so that the optimizer updates every parameter with one pass per operation.
+    Worker ``rank`` of ``workers`` takes rows ``rank*k .. (rank+1)*k - 1`` of every
+    batch (k = the batch size / workers, rounded up) and, after the first barrier,
+    updates its own slice of the parameter vector with every worker's gradients.
     """
-    flat = np.zeros(sum(a.size for a in arrays.values()), dtype=DTYPE)
+
+    def __init__(self, model, images, labels, batch_size, optimizer, learning_rate):
+        self.model = model
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.optimizer = _Adam if optimizer == "adam" else _SGD
+        self.learning_rate = learning_rate
+        self.size = sum(v.size for v in model.params.values())
+        self._worker_state = {}
+
+    def share(self, workers: int) -> None:
+        """Move the parameters into memory that ``workers`` processes can share."""
+        self.workers = workers
+        specs = {
+            "params": ((self.size,), DTYPE),
+            "order": ((len(self.labels),), np.intp),
+            "stats": ((workers, 2), np.float64),
+            **{f"grads{r}": ((self.size,), DTYPE) for r in range(workers)},
+        }
+        if workers > 1:
+            self._shared = parallel.SharedArrays(specs)
+            arrays = self._shared.arrays
+        else:
+            arrays = {k: np.zeros(shape, dtype) for k, (shape, dtype) in specs.items()}
+        self.flat_params = arrays["params"]
+        self.model.params = _views(self.flat_params, self.model.params, copy=True)
+        self.flat_grads = [arrays[f"grads{r}"] for r in range(workers)]
+        self.order, self.stats = arrays["order"], arrays["stats"]
+
+    def unshare(self) -> None:
+        """Give the model parameters of its own again (out of shared memory)."""
+        if self.workers > 1:
+            self.flat_params = self.flat_params.copy()
+            self.model.params = _views(self.flat_params, self.model.params, copy=False)
+            self._shared = None
+
+    def team(self, epochs: int):
+        """A context giving worker 0's barrier; it starts and stops the others."""
+        if self.workers == 1:
+            return contextlib.nullcontext(_NoBarrier())
+
+        def work(rank, barrier):
+            for _ in range(epochs):
+                barrier.wait()  # worker 0 has drawn the batch order
+                self.run_epoch(rank, barrier)
+                barrier.wait()
+
+        return _BarrierOf(parallel.Team(self.workers, work))
+
+    def _new_worker_state(self, rank: int) -> tuple:
+        """The optimizer for worker ``rank``'s slice of the parameters, the views
+        it writes its gradients through, and its reusable batch buffers."""
+        model, workers = self.model, self.workers
+        lo, hi = self.size * rank // workers, self.size * (rank + 1) // workers
+        update = self.optimizer(self.flat_params[lo:hi], self.learning_rate)
+        grads = _views(self.flat_grads[rank], model.params, copy=False)
+        parts = [g[lo:hi] for g in self.flat_grads]  # every worker's, for my slice
+        total = parts[0] if workers == 1 else np.empty_like(parts[0])
+        share = -(-self.batch_size // workers)
+        work = {
+            "batch": np.empty((share, model.n_inputs), dtype=DTYPE),
+            "hidden": np.empty((share, model.n_hidden), dtype=DTYPE),
+            "logits": np.empty((share, model.n_classes), dtype=DTYPE),
+            "delta_hidden": np.empty((share, model.n_hidden), dtype=DTYPE),
+        }
+        return update, grads, parts, total, work
+
+    def run_epoch(self, rank: int, barrier) -> None:
+        """Worker ``rank``'s part of one epoch; leaves its statistics in ``stats``."""
+        model, images, labels = self.model, self.images, self.labels
+        workers, batch_size = self.workers, self.batch_size
+        if rank not in self._worker_state:  # each process keeps its own
+            self._worker_state[rank] = self._new_worker_state(rank)
+        update, grads, parts, total, work = self._worker_state[rank]
+        share = len(work["batch"])
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(labels), batch_size):
+            batch = self.order[start : start + batch_size]
+            idx = batch[rank * share : (rank + 1) * share]
+            if len(idx):
+                x = work["batch"][: len(idx)]
+                np.take(images, idx, axis=0, out=x)
+                y = labels[idx]
+                # _backprop averages over its rows; the batch's mean is over all
+                scale = update.grad_scale * (len(idx) / len(batch))
+                loss, hits = model._backprop(x, y, grads, scale, work)
+                loss_sum += loss * len(idx)
+                correct += hits
+            else:  # a last batch smaller than the number of workers
+                self.flat_grads[rank][:] = 0
+            barrier.wait()  # every worker's gradients are written
+            if workers > 1:
+                np.add(parts[0], parts[1], out=total)
+                for part in parts[2:]:
+                    total += part
+            update(total)
+            barrier.wait()  # every slice of the parameters is updated
+        self.stats[rank] = (loss_sum, correct)
+
+
+class _NoBarrier:
+    def wait(self) -> None:
+        pass
+
+
+class _BarrierOf:
+    """Enters a :class:`parallel.Team` and gives its barrier."""
+
+    def __init__(self, team):
+        self._team = team
+
+    def __enter__(self):
+        return self._team.__enter__().barrier
+
+    def __exit__(self, *exc_info):
+        return self._team.__exit__(*exc_info)
+
+
+def _views(
+    flat: np.ndarray, like: dict[str, np.ndarray], copy: bool
+) -> dict[str, np.ndarray]:
+    """Views of ``flat`` shaped like the arrays of ``like``, in its order.
+
+    With ``copy``, the views are filled with the values of ``like``.
+    """
     views = {}
     offset = 0
-    for name, array in arrays.items():
+    for name, array in like.items():
         view = flat[offset : offset + array.size].reshape(array.shape)
-        if not empty:
+        if copy:
             view[...] = array
         views[name] = view
         offset += array.size
-    return flat, views
+    return views
 
 
 class _Adam:
