@@ -20,9 +20,9 @@ rule train:
         batch_size=config["train"]["batch_size"],
         learning_rate=config["train"]["learning_rate"],
         optimizer=config["train"].get("optimizer", "adam"),
-        # BLAS sums in a different order with more threads: the last bits of the
-        # weights change, so a new thread count retrains
-        blas_threads=config["train"].get("threads", 1),
+        # more workers sum the gradients in a different order: the last bits of
+        # the weights change, so a new thread count retrains
+        workers=config["train"].get("threads", 1),
     script:
         "../scripts/train.py"
 

@@ -18,7 +18,7 @@ def main(smk, logger):
         learning_rate=smk.params.learning_rate,
         optimizer=smk.params.optimizer,
         name=f"h{wc.hidden}_n{wc.noise}_s{wc.seed}",
-        blas_threads=smk.threads,
+        workers=smk.threads,
         logger=logger,
     )
 

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from workflow_copy import copy_workflow, planned_jobs
 
+from noisy_mnist import parallel
+
 SMALL = {
     "noise": {"levels": [0, 0.2]},
     "model": {"hidden_sizes": [4, 8]},
@@ -169,6 +171,27 @@ def test_rerun_gives_identical_weights_and_accuracy(run_dir, tmp_path):
         first, second = np.load(model), np.load(again / "results/models" / model.name)
         for key in ("w1", "b1", "w2", "b2"):
             np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_two_threads_train_with_worker_processes_reproducibly(run_dir, tmp_path):
+    changes = dict(SMALL, train={**SMALL["train"], "threads": 2})
+    write_config(run_dir, "threads.yaml", changes)
+    assert planned_jobs(dry_run(run_dir, "threads.yaml"))["train"] == 8  # retrains
+    weights = []
+    for copy in ("first", "second"):
+        workdir = copy_workflow(tmp_path / copy)
+        write_config(workdir, "threads.yaml", changes)
+        snakemake(
+            workdir, "results/models/h8_n0_s0.npz", "--configfile", "threads.yaml"
+        )
+        log = (workdir / "logs/train/h8_n0_s0.log").read_text()
+        uses_workers = "2 worker processes share every mini-batch" in log
+        assert uses_workers == parallel.supported()
+        with np.load(workdir / "results/models/h8_n0_s0.npz") as model:
+            assert json.loads(str(model["metadata"]))["threads"] == 2
+            weights.append({k: model[k] for k in ("w1", "b1", "w2", "b2")})
+    for key in weights[0]:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
 
 
 def test_robustness_and_attack_tables(run_dir):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisy_mnist import IMAGE_SIDE
+from noisy_mnist import IMAGE_SIDE, parallel
 from noisy_mnist.datasets import (
     format_level,
     load_dataset,
@@ -291,10 +291,14 @@ def train_model(
     learning_rate: float,
     optimizer: str,
     name: str,
-    blas_threads: int = 1,
+    workers: int = 1,
     logger: logging.Logger = log,
 ) -> MLP:
-    """Train one MLP variant on one noisy training set and save weights and history."""
+    """Train one MLP variant on one noisy training set and save weights and history.
+
+    ``workers`` > 1 splits every mini-batch over that many processes where
+    :func:`noisy_mnist.parallel.supported`; elsewhere BLAS gets the threads.
+    """
     images, labels, info = load_dataset(train_path)
     if images.dtype != DTYPE:
         raise ValueError(f"{train_path}: expected float32 images, got {images.dtype}")
@@ -321,6 +325,15 @@ def train_model(
             record.samples_per_second,
         )
 
+    if workers > 1:
+        logger.info(
+            "%s: %s",
+            name,
+            f"{workers} worker processes share every mini-batch"
+            if parallel.supported()
+            else f"one process with {workers} BLAS threads (worker processes need "
+            "Linux on x86-64)",
+        )
     model = MLP(n_hidden=hidden, n_inputs=images.shape[1], seed=seed)
     start = time.perf_counter()
     history = model.fit(
@@ -333,6 +346,7 @@ def train_model(
         rng=np.random.default_rng([seed, 1]),
         on_epoch=log_epoch,
         name=name,
+        workers=workers,
     )
     train_seconds = time.perf_counter() - start
 
@@ -362,7 +376,7 @@ def train_model(
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "optimizer": optimizer,
-            "blas_threads": blas_threads,
+            "threads": workers,
             "n_train": int(len(images)),
             "noise_set": {k: info[k] for k in ("level", "base_std", "mode", "seed")},
         },
