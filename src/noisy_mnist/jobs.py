@@ -24,6 +24,7 @@ def user_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     from noisy_mnist.data import DataFormatError, KaggleDownloadError
     from noisy_mnist.datasets import DatasetFileError
     from noisy_mnist.mlp import ModelFileError, TrainingDivergedError
+    from noisy_mnist.parallel import WorkerError
 
     own = (
         DataFormatError,
@@ -31,6 +32,7 @@ def user_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
         DatasetFileError,
         ModelFileError,
         TrainingDivergedError,
+        WorkerError,
     )
     return own, (*own, FileNotFoundError, ValueError)
 

@@ -10,7 +10,6 @@ Shapes used throughout: ``images`` (n_samples, n_inputs) float32 in [0, 1],
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -289,37 +288,34 @@ class MLP:
         labels = np.asarray(labels, dtype=np.intp)
         n = len(labels)
         batch_size = min(batch_size, n)
-        workers = min(workers, batch_size) if parallel.supported() else 1
-        trainer = _Trainer(self, images, labels, batch_size, optimizer, learning_rate)
-        trainer.share(workers)
+        workers = parallel.usable_workers(workers, batch_size)
+        trainer = _Trainer(
+            self, images, labels, batch_size, optimizer, learning_rate, workers
+        )
         history = []
-        # worker processes run BLAS single-threaded, so that workers = cores
-        blas = threadpool_limits(1) if workers > 1 else contextlib.nullcontext()
-        with blas, trainer.team(epochs) as barrier:
-            for epoch in range(1, epochs + 1):
-                start_time = time.perf_counter()
-                trainer.order[:] = rng.permutation(n)
-                barrier.wait()  # the other workers start the epoch
-                trainer.run_epoch(0, barrier)
-                barrier.wait()  # every worker has written its statistics
-                loss_sum, correct = trainer.stats.sum(axis=0)
-                seconds = time.perf_counter() - start_time
-                record = EpochRecord(
-                    epoch=epoch,
-                    loss=float(loss_sum) / n,
-                    train_accuracy=int(correct) / n,
-                    seconds=seconds,
-                    samples_per_second=n / seconds if seconds > 0 else float("inf"),
+
+        def end_of_epoch(epoch: int, seconds: float) -> None:
+            loss_sum, correct = trainer.stats.sum(axis=0)
+            record = EpochRecord(
+                epoch=epoch,
+                loss=float(loss_sum) / n,
+                train_accuracy=int(correct) / n,
+                seconds=seconds,
+                samples_per_second=n / seconds if seconds > 0 else float("inf"),
+            )
+            if not np.isfinite(record.loss) or not self.weights_finite():
+                raise TrainingDivergedError(
+                    f"{name}: training diverged in epoch {epoch} "
+                    f"(loss {record.loss}); lower train.learning_rate and rerun"
                 )
-                if not np.isfinite(record.loss) or not self.weights_finite():
-                    raise TrainingDivergedError(
-                        f"{name}: training diverged in epoch {epoch} "
-                        f"(loss {record.loss}); lower train.learning_rate and rerun"
-                    )
-                history.append(record)
-                if on_epoch is not None:
-                    on_epoch(record)
-        trainer.unshare()
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+
+        try:
+            trainer.train(epochs, rng, end_of_epoch)
+        finally:
+            trainer.release_shared_memory()
         return history
 
     def weights_finite(self) -> bool:
@@ -404,30 +400,30 @@ class MLP:
 
 
 class _Trainer:
-    """The state of one :meth:`MLP.fit` call, shared by all its workers.
+    """One :meth:`MLP.fit` call, run by ``workers`` processes (often just one).
 
     All parameters live in one flat vector, and each worker's gradients in another,
-    so that the optimizer updates every parameter with one pass per operation.
-    Worker ``rank`` of ``workers`` takes rows ``rank*k .. (rank+1)*k - 1`` of every
-    batch (k = the batch size / workers, rounded up) and, after the first barrier,
-    updates its own slice of the parameter vector with every worker's gradients.
+    so that the optimizer updates every parameter with one pass per operation. With
+    several workers these vectors are in shared memory (:mod:`noisy_mnist.parallel`)
+    and worker ``rank`` takes rows ``rank*k .. (rank+1)*k - 1`` of every batch (k =
+    the batch size / workers, rounded up). After the first barrier of a batch, each
+    worker adds up every worker's gradients for its own slice of the parameters and
+    updates that slice; the second barrier ends the batch.
     """
 
-    def __init__(self, model, images, labels, batch_size, optimizer, learning_rate):
+    def __init__(
+        self, model, images, labels, batch_size, optimizer, learning_rate, workers
+    ):
         self.model = model
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.optimizer = _Adam if optimizer == "adam" else _SGD
         self.learning_rate = learning_rate
-        self.size = sum(v.size for v in model.params.values())
-        self._worker_state = {}
-
-    def share(self, workers: int) -> None:
-        """Move the parameters into memory that ``workers`` processes can share."""
         self.workers = workers
+        self.size = sum(v.size for v in model.params.values())
         specs = {
             "params": ((self.size,), DTYPE),
-            "order": ((len(self.labels),), np.intp),
+            "order": ((len(labels),), np.intp),
             "stats": ((workers, 2), np.float64),
             **{f"grads{r}": ((self.size,), DTYPE) for r in range(workers)},
         }
@@ -437,31 +433,53 @@ class _Trainer:
         else:
             arrays = {k: np.zeros(shape, dtype) for k, (shape, dtype) in specs.items()}
         self.flat_params = arrays["params"]
-        self.model.params = _views(self.flat_params, self.model.params, copy=True)
+        model.params = _views(self.flat_params, model.params, copy=True)
         self.flat_grads = [arrays[f"grads{r}"] for r in range(workers)]
-        self.order, self.stats = arrays["order"], arrays["stats"]
+        self.order = arrays["order"]  # the batch order of the current epoch
+        self.stats = arrays["stats"]  # per worker: summed loss, correct count
 
-    def unshare(self) -> None:
-        """Give the model parameters of its own again (out of shared memory)."""
+    def release_shared_memory(self) -> None:
+        """Give the model parameters of its own again, out of shared memory.
+
+        After a failed run they are as the run left them, possibly half-updated.
+        """
         if self.workers > 1:
             self.flat_params = self.flat_params.copy()
             self.model.params = _views(self.flat_params, self.model.params, copy=False)
             self._shared = None
 
-    def team(self, epochs: int):
-        """A context giving worker 0's barrier; it starts and stops the others."""
+    def train(self, epochs: int, rng, end_of_epoch) -> None:
+        """Worker 0's side of the run; it starts and stops the other workers.
+
+        ``end_of_epoch(epoch, seconds)`` runs in worker 0 after each epoch and may
+        raise to stop training.
+        """
         if self.workers == 1:
-            return contextlib.nullcontext(_NoBarrier())
+            self._run(0, _NoBarrier(), epochs, rng, end_of_epoch)
+            return
 
-        def work(rank, barrier):
-            for _ in range(epochs):
-                barrier.wait()  # worker 0 has drawn the batch order
-                self.run_epoch(rank, barrier)
-                barrier.wait()
+        def other_worker(rank, barrier):
+            self._run(rank, barrier, epochs, None, None)
 
-        return _BarrierOf(parallel.Team(self.workers, work))
+        # each worker process runs BLAS single-threaded, so that workers = cores
+        with threadpool_limits(1), parallel.Team(self.workers, other_worker) as team:
+            self._run(0, team.barrier, epochs, rng, end_of_epoch)
 
-    def _new_worker_state(self, rank: int) -> tuple:
+    def _run(self, rank, barrier, epochs, rng, end_of_epoch) -> None:
+        """Every worker's epoch loop; ``rng`` and ``end_of_epoch`` are worker 0's."""
+        state = self._worker_state(rank)
+        n = len(self.labels)
+        for epoch in range(1, epochs + 1):
+            start_time = time.perf_counter()
+            if rank == 0:
+                self.order[:] = rng.permutation(n)
+            barrier.wait()  # the batch order is drawn
+            self._run_epoch(rank, barrier, *state)
+            barrier.wait()  # every worker's statistics are written
+            if rank == 0:
+                end_of_epoch(epoch, time.perf_counter() - start_time)
+
+    def _worker_state(self, rank: int) -> tuple:
         """The optimizer for worker ``rank``'s slice of the parameters, the views
         it writes its gradients through, and its reusable batch buffers."""
         model, workers = self.model, self.workers
@@ -470,27 +488,23 @@ class _Trainer:
         grads = _views(self.flat_grads[rank], model.params, copy=False)
         parts = [g[lo:hi] for g in self.flat_grads]  # every worker's, for my slice
         total = parts[0] if workers == 1 else np.empty_like(parts[0])
-        share = -(-self.batch_size // workers)
+        rows = -(-self.batch_size // workers)  # of every batch, at most
         work = {
-            "batch": np.empty((share, model.n_inputs), dtype=DTYPE),
-            "hidden": np.empty((share, model.n_hidden), dtype=DTYPE),
-            "logits": np.empty((share, model.n_classes), dtype=DTYPE),
-            "delta_hidden": np.empty((share, model.n_hidden), dtype=DTYPE),
+            "batch": np.empty((rows, model.n_inputs), dtype=DTYPE),
+            "hidden": np.empty((rows, model.n_hidden), dtype=DTYPE),
+            "logits": np.empty((rows, model.n_classes), dtype=DTYPE),
+            "delta_hidden": np.empty((rows, model.n_hidden), dtype=DTYPE),
         }
         return update, grads, parts, total, work
 
-    def run_epoch(self, rank: int, barrier) -> None:
+    def _run_epoch(self, rank, barrier, update, grads, parts, total, work) -> None:
         """Worker ``rank``'s part of one epoch; leaves its statistics in ``stats``."""
         model, images, labels = self.model, self.images, self.labels
-        workers, batch_size = self.workers, self.batch_size
-        if rank not in self._worker_state:  # each process keeps its own
-            self._worker_state[rank] = self._new_worker_state(rank)
-        update, grads, parts, total, work = self._worker_state[rank]
-        share = len(work["batch"])
+        rows = len(work["batch"])
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(labels), batch_size):
-            batch = self.order[start : start + batch_size]
-            idx = batch[rank * share : (rank + 1) * share]
+        for start in range(0, len(labels), self.batch_size):
+            batch = self.order[start : start + self.batch_size]
+            idx = batch[rank * rows : (rank + 1) * rows]
             if len(idx):
                 x = work["batch"][: len(idx)]
                 np.take(images, idx, axis=0, out=x)
@@ -503,7 +517,7 @@ class _Trainer:
             else:  # a last batch smaller than the number of workers
                 self.flat_grads[rank][:] = 0
             barrier.wait()  # every worker's gradients are written
-            if workers > 1:
+            if self.workers > 1:
                 np.add(parts[0], parts[1], out=total)
                 for part in parts[2:]:
                     total += part
@@ -513,21 +527,10 @@ class _Trainer:
 
 
 class _NoBarrier:
+    """The barrier of a run with one worker: nobody to wait for."""
+
     def wait(self) -> None:
         pass
-
-
-class _BarrierOf:
-    """Enters a :class:`parallel.Team` and gives its barrier."""
-
-    def __init__(self, team):
-        self._team = team
-
-    def __enter__(self):
-        return self._team.__enter__().barrier
-
-    def __exit__(self, *exc_info):
-        return self._team.__exit__(*exc_info)
 
 
 def _views(

@@ -15,8 +15,12 @@ parallelise and Python threads cannot run at the same time.
 The barriers spin on counters in shared memory, because a wake-up through the kernel
 costs about as much as the work between two barriers. This relies on x86-64 making a
 process's stores visible to others in program order: a worker that sees a peer's
-counter also sees the gradients the peer wrote before it. On other machines, or where
-``fork`` is unavailable, :func:`supported` is false and training stays in one process.
+counter also sees the gradients the peer wrote before it. On other machines, where
+``fork`` is unavailable, and inside a daemonic process (which may not have children),
+:func:`supported` is false and training stays in one process.
+
+Workers ignore Ctrl-C and end on SIGTERM: worker 0 handles the interrupt and stops
+them, so a Ctrl-C never prints a traceback per worker.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import mmap
 import multiprocessing
 import os
 import platform
+import signal
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -33,8 +39,14 @@ from collections.abc import Callable
 import numpy as np
 
 _ERROR_BYTES = 2048
-_SPINS_BEFORE_YIELD = 200
-_YIELDS_BETWEEN_CHECKS = 4096
+# A batch's barriers wait microseconds, so a waiting worker first just polls. Past
+# a few hundred polls a peer is descheduled or worker 0 is between epochs: then
+# yield the core; past some milliseconds (e.g. worker 0 logging an epoch), sleep.
+_POLLS_BEFORE_YIELD = 200
+_POLLS_BEFORE_SLEEP = 20_000
+_SLEEP_SECONDS = 0.0005
+_POLLS_BETWEEN_CHECKS = 1024
+_STOP_SECONDS = 5.0
 
 
 class WorkerError(RuntimeError):
@@ -42,11 +54,20 @@ class WorkerError(RuntimeError):
 
 
 def supported() -> bool:
-    """True where worker processes are available: Linux on x86-64."""
-    return sys.platform.startswith("linux") and platform.machine().lower() in (
-        "x86_64",
-        "amd64",
+    """True where worker processes are available: Linux on x86-64, outside daemons."""
+    return (
+        sys.platform.startswith("linux")
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and not multiprocessing.current_process().daemon
     )
+
+
+def usable_workers(requested: int, batch_size: int) -> int:
+    """How many workers training with ``requested`` workers really uses.
+
+    One where workers are unsupported, and never more than a batch has rows.
+    """
+    return min(requested, batch_size) if supported() else 1
 
 
 class SharedArrays:
@@ -93,13 +114,17 @@ class SpinBarrier:
         counters, count = self.counters, self.count
         counters[self.rank, 0] = count
         for other in self.others:
-            spins = 0
+            polls = 0
             while counters[other, 0] < count:
-                spins += 1
-                if spins > _SPINS_BEFORE_YIELD:  # a slow peer: let others run
+                polls += 1
+                if polls <= _POLLS_BEFORE_YIELD:
+                    continue
+                if polls <= _POLLS_BEFORE_SLEEP:
                     os.sched_yield()
-                    if spins % _YIELDS_BETWEEN_CHECKS == 0:
-                        self.check_peers()
+                else:
+                    time.sleep(_SLEEP_SECONDS)
+                if polls % _POLLS_BETWEEN_CHECKS == 0:
+                    self.check_peers()
 
 
 class Team:
@@ -124,14 +149,25 @@ class Team:
 
     def __enter__(self) -> Team:
         context = multiprocessing.get_context("fork")
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about fork() in a process with threads; BLAS
-            # libraries' idle threads do not hold locks that the child needs
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            for rank in range(1, self.workers):
-                process = context.Process(target=self._child, args=(rank,), daemon=True)
-                process.start()
-                self._processes.append(process)
+        # a Ctrl-C while forking waits until the workers exist, so that __exit__
+        # can stop them all; they inherit the mask and ignore SIGINT from then on
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about fork() in a process with threads; BLAS
+                # libraries' idle threads do not hold locks that the child needs
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                for rank in range(1, self.workers):
+                    process = context.Process(
+                        target=self._child, args=(rank,), daemon=True
+                    )
+                    process.start()
+                    self._processes.append(process)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -139,9 +175,17 @@ class Team:
             if process.is_alive():
                 process.terminate()
         for process in self._processes:
-            process.join()
+            process.join(_STOP_SECONDS)
+            if process.is_alive():  # SIGTERM did not end it
+                process.kill()
+                process.join()
 
     def _child(self, rank: int) -> None:
+        # the caller's own handlers (e.g. one that only sets a flag) must not
+        # keep a worker alive: SIGTERM ends it, Ctrl-C is worker 0's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         barrier = SpinBarrier(self._shared["counters"], rank, self._check_parent)
         try:
             self._work(rank, barrier)
@@ -159,9 +203,16 @@ class Team:
 
     def _check_children(self) -> None:
         for rank, process in enumerate(self._processes, start=1):
-            if process.exitcode is not None:
-                raw = self._shared["errors"][rank].tobytes().rstrip(b"\0")
-                reason = raw.decode("utf-8", "replace") or (
-                    f"exit code {process.exitcode}"
-                )
-                raise WorkerError(f"training worker {rank} stopped: {reason}")
+            code = process.exitcode
+            if code is None:
+                continue
+            raw = self._shared["errors"][rank].tobytes().rstrip(b"\0")
+            reason = raw.decode("utf-8", "replace")
+            if not reason and code < 0:
+                name = signal.Signals(-code).name
+                reason = f"killed by {name}"
+                if name == "SIGKILL":
+                    reason += " (out of memory? the kernel's OOM killer sends it)"
+            raise WorkerError(
+                f"training worker {rank} stopped: {reason or f'exit code {code}'}"
+            )
