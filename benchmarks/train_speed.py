@@ -911,8 +911,16 @@ def parse_args(argv=None):
     for hidden in ("--_child", "--_data", "--_out"):
         add(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.thread_list = parse_list(args.threads, int)
-    args.seed_list = parse_list(args.seeds, int)
+    try:
+        args.thread_list = parse_list(args.threads, int)
+        args.seed_list = parse_list(args.seeds, int)
+    except ValueError:
+        parser.error(
+            f"--threads and --seeds take integers separated by commas, e.g. 2,1; "
+            f"got --threads {args.threads!r} --seeds {args.seeds!r}"
+        )
+    if not args.thread_list or not args.seed_list:
+        parser.error("--threads and --seeds need at least one value each")
     args.engine_list = parse_list(args.engines)
     args.threads, args.seed = args.thread_list[0], args.seed_list[0]
     if args._child:
@@ -924,6 +932,14 @@ def parse_args(argv=None):
         parser.error("engine ours-alt and --profile alt need --alt-mlp FILE")
     if min(args.thread_list) < 1:
         parser.error("--threads takes positive integers")
+    cpus = os.cpu_count() or 1
+    if max(args.thread_list) > cpus:
+        print(
+            f"warning: --threads {max(args.thread_list)} is more than this machine's "
+            f"{cpus} CPUs; threads will wait on each other and the timings will not "
+            "mean much",
+            file=sys.stderr,
+        )
     return args
 
 

@@ -20,8 +20,8 @@ rule train:
         batch_size=config["train"]["batch_size"],
         learning_rate=config["train"]["learning_rate"],
         optimizer=config["train"].get("optimizer", "adam"),
-        # more workers sum the gradients in a different order: the last bits of
-        # the weights change, so a new thread count retrains
+        # more workers sum the gradients in a different order, which changes
+        # the weights, so a new thread count retrains
         workers=config["train"].get("threads", 1),
     script:
         "../scripts/train.py"

@@ -18,7 +18,8 @@ def main(smk, logger):
         learning_rate=smk.params.learning_rate,
         optimizer=smk.params.optimizer,
         name=f"h{wc.hidden}_n{wc.noise}_s{wc.seed}",
-        workers=smk.threads,
+        workers=smk.params.workers,
+        job_threads=smk.threads,
         logger=logger,
     )
 

@@ -178,20 +178,24 @@ def test_two_threads_train_with_worker_processes_reproducibly(run_dir, tmp_path)
     write_config(run_dir, "threads.yaml", changes)
     assert planned_jobs(dry_run(run_dir, "threads.yaml"))["train"] == 8  # retrains
     weights = []
-    for copy in ("first", "second"):
+    # the third run gets one core: the weights must not depend on --cores
+    for copy, cores in (("first", "2"), ("second", "2"), ("one_core", "1")):
         workdir = copy_workflow(tmp_path / copy)
         write_config(workdir, "threads.yaml", changes)
-        snakemake(
-            workdir, "results/models/h8_n0_s0.npz", "--configfile", "threads.yaml"
-        )
+        target = "results/models/h8_n0_s0.npz"
+        snakemake(workdir, target, "--configfile", "threads.yaml", "--cores", cores)
         log = (workdir / "logs/train/h8_n0_s0.log").read_text()
         uses_workers = "2 worker processes share every mini-batch" in log
         assert uses_workers == parallel.supported()
-        with np.load(workdir / "results/models/h8_n0_s0.npz") as model:
-            assert json.loads(str(model["metadata"]))["threads"] == 2
+        assert ("fewer than the 2 workers" in log) == (cores == "1" and uses_workers)
+        with np.load(workdir / target) as model:
+            metadata = json.loads(str(model["metadata"]))
+            assert metadata["threads"] == 2
+            assert metadata["workers"] == (2 if uses_workers else 1)
             weights.append({k: model[k] for k in ("w1", "b1", "w2", "b2")})
-    for key in weights[0]:
-        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+    for other in weights[1:]:
+        for key in weights[0]:
+            np.testing.assert_array_equal(weights[0][key], other[key])
 
 
 def test_robustness_and_attack_tables(run_dir):

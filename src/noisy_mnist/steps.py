@@ -292,12 +292,16 @@ def train_model(
     optimizer: str,
     name: str,
     workers: int = 1,
+    job_threads: int | None = None,
     logger: logging.Logger = log,
 ) -> MLP:
     """Train one MLP variant on one noisy training set and save weights and history.
 
     ``workers`` > 1 splits every mini-batch over that many processes where
-    :func:`noisy_mnist.parallel.supported`; elsewhere BLAS gets the threads.
+    :func:`noisy_mnist.parallel.supported`; elsewhere BLAS gets the threads. The
+    worker count is the configured one even when Snakemake gives the job fewer
+    cores (``job_threads``): the weights depend on it, so it must not depend on
+    ``--cores``.
     """
     images, labels, info = load_dataset(train_path)
     if images.dtype != DTYPE:
@@ -325,14 +329,27 @@ def train_model(
             record.samples_per_second,
         )
 
+    used = parallel.usable_workers(workers, min(batch_size, len(images)))
     if workers > 1:
-        logger.info(
-            "%s: %s",
+        if used > 1:
+            how = f"{used} worker processes share every mini-batch"
+            if used < workers:
+                how += f" (train.threads is {workers}, but a batch has {used} rows)"
+        else:
+            how = (
+                "one process (worker processes need Linux on x86-64, outside "
+                f"daemonic processes), with BLAS threads: {job_threads or workers}"
+            )
+        logger.info("%s: %s", name, how)
+    if job_threads is not None and used > job_threads:
+        logger.warning(
+            "%s: Snakemake gave this job %d core(s) (--cores), fewer than the %d "
+            "workers of train.threads; training with %d anyway, so that the "
+            "weights do not depend on --cores",
             name,
-            f"{workers} worker processes share every mini-batch"
-            if parallel.supported()
-            else f"one process with {workers} BLAS threads (worker processes need "
-            "Linux on x86-64)",
+            job_threads,
+            used,
+            used,
         )
     model = MLP(n_hidden=hidden, n_inputs=images.shape[1], seed=seed)
     start = time.perf_counter()
@@ -377,6 +394,7 @@ def train_model(
             "learning_rate": learning_rate,
             "optimizer": optimizer,
             "threads": workers,
+            "workers": used,
             "n_train": int(len(images)),
             "noise_set": {k: info[k] for k in ("level", "base_std", "mode", "seed")},
         },
