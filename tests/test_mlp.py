@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from small_fit import fit_small
 
 from noisy_mnist import parallel
 from noisy_mnist.files import save_npz_atomic
@@ -367,32 +368,14 @@ def test_metadata_without_sizes_is_refused(tmp_path):
         MLP.load(tmp_path / "m.npz")
 
 
-def _fit_small(workers, epochs=2, **kwargs):
-    rng = np.random.default_rng(12)
-    images = rng.uniform(0, 1, size=(60, 10)).astype(np.float32)
-    labels = rng.integers(0, 3, size=60)
-    model = MLP(n_hidden=7, n_inputs=10, n_classes=3, seed=3)
-    history = model.fit(
-        images,
-        labels,
-        epochs=epochs,
-        batch_size=16,
-        learning_rate=0.01,
-        rng=np.random.default_rng(4),
-        workers=workers,
-        **kwargs,
-    )
-    return model, history
-
-
 @needs_workers
 def test_workers_give_the_same_weights_run_after_run():
-    first, history = _fit_small(workers=2)
-    second, _ = _fit_small(workers=2)
+    first, history = fit_small(workers=2)
+    second, _ = fit_small(workers=2)
     for key in first.params:
         np.testing.assert_array_equal(first.params[key], second.params[key])
     # statistics come from both workers: the loss matches one process's
-    single, single_history = _fit_small(workers=1)
+    single, single_history = fit_small(workers=1)
     assert history[-1].loss == pytest.approx(single_history[-1].loss, rel=1e-4)
     assert history[-1].train_accuracy == single_history[-1].train_accuracy
     assert multiprocessing.active_children() == []
@@ -413,7 +396,7 @@ def test_a_failing_worker_stops_training_with_its_error(monkeypatch):
         parallel.WorkerError,
         match="training worker 1 stopped: MemoryError: simulated out of memory",
     ):
-        _fit_small(workers=2)
+        fit_small(workers=2)
     assert multiprocessing.active_children() == []
 
 
@@ -436,9 +419,9 @@ def test_divergence_with_workers_stops_them_too():
 
 
 def test_without_worker_support_training_stays_in_one_process(monkeypatch):
-    single, _ = _fit_small(workers=1)
+    single, _ = fit_small(workers=1)
     monkeypatch.setattr(parallel, "supported", lambda: False)
-    fallback, _ = _fit_small(workers=4)
+    fallback, _ = fit_small(workers=4)
     for key in single.params:
         np.testing.assert_array_equal(single.params[key], fallback.params[key])
 
@@ -446,4 +429,4 @@ def test_without_worker_support_training_stays_in_one_process(monkeypatch):
 @pytest.mark.parametrize("workers", [0, -1, 1.5, "2"])
 def test_workers_must_be_a_positive_integer(workers):
     with pytest.raises(ValueError, match="workers must be a positive integer"):
-        _fit_small(workers=workers)
+        fit_small(workers=workers)

@@ -13,8 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+from small_fit import fit_small
 
 import noisy_mnist
 from noisy_mnist import parallel
@@ -24,28 +24,16 @@ pytestmark = pytest.mark.skipif(
     not parallel.supported(), reason="worker processes need Linux on x86-64"
 )
 
-SMALL_FIT = """
-import numpy as np
-from noisy_mnist.mlp import MLP
-
-rng = np.random.default_rng(0)
-images = rng.uniform(0, 1, size=(200, 10)).astype(np.float32)
-labels = rng.integers(0, 3, size=200)
-model = MLP(n_hidden=6, n_inputs=10, n_classes=3, seed=1)
-
-def fit(**kwargs):
-    return model.fit(images, labels, epochs=3, batch_size=16, learning_rate=0.01,
-                     rng=np.random.default_rng(2), workers=2, **kwargs)
-"""
-
 
 def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run ``code`` after SMALL_FIT in a new Python, in a process group of its own
-    (so that a Ctrl-C it sends to its group does not reach pytest)."""
+    """Run ``code`` in a new Python that can ``from small_fit import fit_small``, in a
+    process group of its own (so that a Ctrl-C it sends there does not reach pytest).
+    """
     src = str(Path(noisy_mnist.__file__).resolve().parents[1])
-    path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    tests = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(filter(None, [src, tests, os.environ.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-c", SMALL_FIT + textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,13 +47,14 @@ def test_a_callers_own_sigterm_handler_does_not_keep_workers_alive():
     result = run_python(
         """
         import multiprocessing, signal
+        from small_fit import fit_small
         signal.signal(signal.SIGTERM, lambda *args: None)
 
         def stop(record):
             raise RuntimeError("stop after one epoch")
 
         try:
-            fit(on_epoch=stop)
+            fit_small(workers=2, on_epoch=stop)
         except RuntimeError as exc:
             print("caught:", exc)
         print("children:", len(multiprocessing.active_children()))
@@ -80,12 +69,13 @@ def test_ctrl_c_stops_training_without_a_traceback_from_any_worker():
     result = run_python(
         """
         import os, signal
+        from small_fit import fit_small
 
         def interrupt(record):
             os.killpg(os.getpgid(0), signal.SIGINT)  # as Ctrl-C in a terminal
 
         try:
-            fit(on_epoch=interrupt)
+            fit_small(workers=2, on_epoch=interrupt)
         except KeyboardInterrupt:
             print("interrupted")
         """
@@ -107,7 +97,7 @@ def test_a_failure_while_starting_workers_leaves_none_behind(monkeypatch):
 
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start_once)
     with pytest.raises(OSError, match="fork failed"):
-        _fit(workers=3)
+        fit_small(workers=3)
     assert len(started) == 1
     assert multiprocessing.active_children() == []
 
@@ -125,7 +115,7 @@ def test_a_killed_worker_is_named_with_its_signal(monkeypatch):
     with pytest.raises(
         parallel.WorkerError, match="training worker 1 stopped: killed by SIGKILL"
     ):
-        _fit(workers=2)
+        fit_small(workers=2)
     assert multiprocessing.active_children() == []
 
 
@@ -149,19 +139,3 @@ def test_a_daemonic_process_trains_in_one_process():
 )
 def test_usable_workers_never_exceed_a_batchs_rows(requested, batch_size, expected):
     assert parallel.usable_workers(requested, batch_size) == expected
-
-
-def _fit(workers):
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 1, size=(64, 10)).astype(np.float32)
-    labels = rng.integers(0, 3, size=64)
-    model = MLP(n_hidden=6, n_inputs=10, n_classes=3, seed=1)
-    return model.fit(
-        images,
-        labels,
-        epochs=2,
-        batch_size=16,
-        learning_rate=0.01,
-        rng=np.random.default_rng(2),
-        workers=workers,
-    )
